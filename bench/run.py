@@ -350,6 +350,7 @@ def run_wrk(
         url,
         "--",
         str(script_arg),
+        str(wrk_threads(concurrency)),
     ]
     proc = subprocess.run(
         cmd, capture_output=True, text=True, timeout=duration + 120, stdin=subprocess.DEVNULL

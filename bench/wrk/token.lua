@@ -1,11 +1,12 @@
 -- POST /oauth/token with the JWT bearer grant, one fresh assertion per request.
 --
--- Usage: wrk -t T -c C -d D -s token.lua URL -- REQUESTS_FILE
+-- Usage: wrk -t T -c C -d D -s token.lua URL -- REQUESTS_FILE T
 --
 -- REQUESTS_FILE (written by bench/run.py, mode 0600): line 1 is the value of
 -- the Authorization header (client_secret_basic), every further line is one
--- signed assertion.  Thread k of T takes lines k, k+T, k+2T, ... so no two
--- threads share an assertion and none is ever sent twice.  When a thread runs
+-- signed assertion; T is wrk's thread count.  Thread k of T takes lines k,
+-- k+T, k+2T, ... so no two threads share an assertion and none is ever sent
+-- twice.  When a thread runs
 -- out it stops itself and the run is reported as exhausted (bench/run.py then
 -- retries with more assertions).
 --
@@ -18,15 +19,14 @@ function setup(thread)
    thread:set("thread_index", next_id)
    next_id = next_id + 1
    table.insert(threads, thread)
-   -- Threads only start once every setup() has run, so the last call leaves
-   -- the final count in every thread.
-   for _, t in ipairs(threads) do
-      t:set("thread_count", next_id)
-   end
 end
 
 function init(args)
+   -- wrk calls each thread's init() right after that thread's setup(), before
+   -- the next thread exists, so the thread count comes as an argument.
    local path = args[1]
+   local thread_count = assert(tonumber(args[2]), "second argument: number of wrk threads")
+   assert(thread_index < thread_count, "thread count argument smaller than wrk -t")
    local f = assert(io.open(path, "r"), "cannot open " .. tostring(path))
    local auth = f:read("*l")
    local headers = {
