@@ -1,0 +1,198 @@
+"""authserver: an OAuth 2.0 authorization server for confidential clients using the JWT bearer grant."""
+from __future__ import annotations
+
+import time
+import uuid
+
+from flask import Flask, Response, g, json, request
+from sqlalchemy import event, text
+from sqlalchemy.engine import Engine
+
+from .config import PROJECT_ROOT, Settings, load_settings
+from .extensions import csrf, db, migrate
+
+__version__ = "0.1.0"
+
+
+def _sqlite_pragmas(dbapi_connection, connection_record):
+    # WAL lets readers and the one writer of several workers proceed together; foreign keys are
+    # off by default in SQLite; busy_timeout makes a writer wait for the lock instead of failing.
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.close()
+
+
+def _engine_options(settings: Settings) -> dict:
+    if settings.database_url.startswith("sqlite"):
+        return {"connect_args": {"timeout": 10, "check_same_thread": False}}
+    return {"pool_pre_ping": True, "pool_size": 5, "max_overflow": 5}
+
+
+def create_app(overrides: dict | None = None) -> Flask:
+    settings = load_settings(overrides)
+    settings.instance_path.mkdir(parents=True, exist_ok=True)
+    app = Flask(__name__, instance_path=str(settings.instance_path), instance_relative_config=False)
+    app.config.update(
+        SECRET_KEY=settings.session_key,
+        SQLALCHEMY_DATABASE_URI=settings.database_url,
+        SQLALCHEMY_ENGINE_OPTIONS=_engine_options(settings),
+        SQLALCHEMY_TRACK_MODIFICATIONS=False,
+        MAX_CONTENT_LENGTH=1024 * 1024,
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=settings.secure_cookies,
+        SESSION_COOKIE_NAME="authserver_session",
+        WTF_CSRF_TIME_LIMIT=None,
+        JSON_SORT_KEYS=False,
+    )
+    app.extensions["authserver.settings"] = settings
+
+    db.init_app(app)
+    migrate.init_app(app, db, directory=str(PROJECT_ROOT / "migrations"))
+    csrf.init_app(app)
+    with app.app_context():
+        if settings.database_url.startswith("sqlite"):
+            event.listen(db.engine, "connect", _sqlite_pragmas)
+
+    from .logging_setup import configure_logging
+
+    configure_logging(settings.log_level)
+    _init_oauth(app, settings)
+    _register_health(app)
+    _register_error_handlers(app)
+    _register_request_hooks(app)
+    _register_optional_blueprints(app)
+    return app
+
+
+def _init_oauth(app: Flask, settings: Settings) -> None:
+    from .observability import Metrics
+    from .oauth.assertions import ClientKeyCache
+    from .oauth.replay import DatabaseReplayCache, RedisReplayCache
+    from .oauth.server import AuthServer, OAuthRuntime
+    from .oauth.views import bp as oauth_bp
+    from .services.signing_keys import KeyRing
+
+    redis_client = None
+    if settings.redis_url:
+        import redis
+
+        redis_client = redis.Redis.from_url(settings.redis_url, socket_timeout=0.5, socket_connect_timeout=0.5)
+    app.extensions["authserver.redis"] = redis_client
+    runtime = OAuthRuntime(
+        settings=settings,
+        keyring=KeyRing(settings.key_encryption_key, settings.signing_key_refresh),
+        client_keys=ClientKeyCache(),
+        replay=RedisReplayCache(redis_client) if redis_client is not None else DatabaseReplayCache(),
+        metrics=Metrics(),
+        rate_limiter=None,
+    )
+    app.extensions["authserver.oauth"] = AuthServer(runtime)
+    csrf.exempt(oauth_bp)
+    app.register_blueprint(oauth_bp)
+
+
+def _register_health(app: Flask) -> None:
+    from .observability import render_metrics
+
+    @app.get("/healthz")
+    def healthz():
+        return {"status": "ok"}
+
+    @app.get("/readyz")
+    def readyz():
+        checks = {}
+        try:
+            db.session.execute(text("SELECT 1"))
+            checks["database"] = "ok"
+        except Exception:  # any failure means not ready; the reason goes to the log, not the answer
+            app.logger.exception("readiness: database unreachable")
+            checks["database"] = "unreachable"
+        redis_client = app.extensions.get("authserver.redis")
+        if redis_client is not None:
+            try:
+                redis_client.ping()
+                checks["redis"] = "ok"
+            except Exception:
+                app.logger.warning("readiness: redis unreachable")
+                checks["redis"] = "unreachable"
+        ready = all(v == "ok" for v in checks.values())
+        return {"status": "ready" if ready else "not ready", "checks": checks}, 200 if ready else 503
+
+    @app.get("/metrics")
+    def metrics():
+        body, content_type = render_metrics()
+        return Response(body, content_type=content_type)
+
+
+def _register_error_handlers(app: Flask) -> None:
+    from werkzeug.exceptions import HTTPException
+
+    from .oauth.views import oauth_error_for_status
+
+    @app.errorhandler(HTTPException)
+    def http_error(exc: HTTPException):
+        if request.path.startswith("/oauth/") or request.path.startswith("/.well-known/"):
+            return oauth_error_for_status(exc.code or 400)
+        if request.path.startswith("/api/"):
+            body = {"type": "about:blank", "title": exc.name, "status": exc.code, "detail": exc.description}
+            return Response(json.dumps(body), status=exc.code, content_type="application/problem+json")
+        return exc
+
+    @app.errorhandler(Exception)
+    def unexpected_error(exc: Exception):
+        db.session.rollback()
+        app.logger.exception("unhandled error on %s %s", request.method, request.path)
+        if request.path.startswith("/oauth/"):
+            body = {"error": "server_error", "error_description": "The server hit an unexpected error."}
+            return Response(json.dumps(body), status=500, content_type="application/json")
+        if request.path.startswith("/api/"):
+            body = {"type": "about:blank", "title": "Internal Server Error", "status": 500}
+            return Response(json.dumps(body), status=500, content_type="application/problem+json")
+        return Response("Internal Server Error", status=500)
+
+
+def _register_request_hooks(app: Flask) -> None:
+    import logging
+
+    access_log = logging.getLogger("authserver.access")
+    metrics = app.extensions["authserver.oauth"].runtime.metrics
+
+    @app.before_request
+    def start_timer():
+        g.started = time.perf_counter()
+        g.request_id = request.headers.get("X-Request-Id", "")[:64] or uuid.uuid4().hex
+
+    @app.after_request
+    def finish(response: Response):
+        endpoint = request.url_rule.rule if request.url_rule is not None else "unmatched"
+        metrics.observe_request(endpoint, response.status_code, g.get("started", time.perf_counter()))
+        response.headers["X-Request-Id"] = g.get("request_id", "")
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        if access_log.isEnabledFor(logging.INFO):
+            # Path only: the query string and bodies may carry credentials and are never logged.
+            access_log.info(
+                "request",
+                extra={"request_id": g.get("request_id"), "method": request.method, "path": request.path,
+                       "status": response.status_code, "remote_addr": request.remote_addr},
+            )
+        return response
+
+
+def _register_optional_blueprints(app: Flask) -> None:
+    """The console and the management API, when present."""
+    try:
+        from .api import register as register_api
+    except ImportError:
+        register_api = None
+    if register_api is not None:
+        register_api(app)
+    try:
+        from .console import register as register_console
+    except ImportError:
+        register_console = None
+    if register_console is not None:
+        register_console(app)

@@ -1,0 +1,133 @@
+"""Settings: defaults from config/defaults.toml, overridden by AUTHSERVER_* environment variables."""
+from __future__ import annotations
+
+import base64
+import os
+import secrets
+import tomllib
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULTS_FILE = PROJECT_ROOT / "config" / "defaults.toml"
+ENV_PREFIX = "AUTHSERVER_"
+SIGNING_ALGS = ("RS256", "ES256", "EdDSA")
+
+
+class ConfigError(ValueError):
+    """A setting has a value the server cannot run with."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    instance_path: Path
+    database_url: str
+    issuer: str
+    audience: str
+    access_token_ttl: int
+    signing_alg: str
+    assertion_max_lifetime: int
+    clock_skew: int
+    assertion_max_bytes: int
+    oauth_max_body_bytes: int
+    scopes_supported: tuple[str, ...]
+    redis_url: str
+    signing_key_refresh: int
+    rate_limit_auth_failures_per_client: int
+    rate_limit_auth_failures_per_address: int
+    rate_limit_token_requests_per_client: int
+    session_key: str
+    secret_pepper: bytes
+    key_encryption_key: bytes
+    log_level: str
+
+    @property
+    def token_endpoint(self) -> str:
+        return self.issuer + "/oauth/token"
+
+    @property
+    def secure_cookies(self) -> bool:
+        return self.issuer.startswith("https://")
+
+
+def _read_defaults() -> dict:
+    with DEFAULTS_FILE.open("rb") as fh:
+        return tomllib.load(fh)
+
+
+def _instance_secret(instance_path: Path, filename: str, nbytes: int) -> str:
+    """Read a generated secret from the instance path, creating it (mode 0600) on first use."""
+    path = instance_path / filename
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        pass
+    instance_path.mkdir(parents=True, exist_ok=True)
+    value = base64.urlsafe_b64encode(secrets.token_bytes(nbytes)).decode()
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:  # another process won the race: use its value
+        return path.read_text().strip()
+    with os.fdopen(fd, "w") as fh:
+        fh.write(value + "\n")
+    return value
+
+
+def load_settings(overrides: dict | None = None) -> Settings:
+    raw = _read_defaults()
+    for key in list(raw):
+        env_value = os.environ.get(ENV_PREFIX + key.upper())
+        if env_value is not None:
+            raw[key] = env_value
+    for key, value in (overrides or {}).items():
+        if key not in raw:
+            raise ConfigError(f"unknown setting {key!r}")
+        raw[key] = value
+
+    def as_int(key: str, minimum: int = 0) -> int:
+        try:
+            value = int(raw[key])
+        except (TypeError, ValueError):
+            raise ConfigError(f"{ENV_PREFIX}{key.upper()} must be an integer") from None
+        if value < minimum:
+            raise ConfigError(f"{ENV_PREFIX}{key.upper()} must be at least {minimum}")
+        return value
+
+    instance_path = Path(str(raw["instance_path"])).expanduser().resolve()
+    issuer = str(raw["issuer"]).rstrip("/")
+    if not issuer.startswith(("https://", "http://")):
+        raise ConfigError("AUTHSERVER_ISSUER must be an http(s) URL")
+    signing_alg = str(raw["signing_alg"])
+    if signing_alg not in SIGNING_ALGS:
+        raise ConfigError(f"AUTHSERVER_SIGNING_ALG must be one of {', '.join(SIGNING_ALGS)}")
+    database_url = str(raw["database_url"]) or f"sqlite:///{instance_path / 'authserver.db'}"
+
+    def secret(key: str, filename: str) -> str:
+        return str(raw[key]) or _instance_secret(instance_path, filename, 32)
+
+    return Settings(
+        instance_path=instance_path,
+        database_url=database_url,
+        issuer=issuer,
+        audience=str(raw["audience"]) or issuer,
+        access_token_ttl=as_int("access_token_ttl", 1),
+        signing_alg=signing_alg,
+        assertion_max_lifetime=as_int("assertion_max_lifetime", 1),
+        clock_skew=as_int("clock_skew"),
+        assertion_max_bytes=as_int("assertion_max_bytes", 256),
+        oauth_max_body_bytes=as_int("oauth_max_body_bytes", 1024),
+        scopes_supported=tuple(str(raw["scopes_supported"]).split()),
+        redis_url=str(raw["redis_url"]),
+        signing_key_refresh=as_int("signing_key_refresh", 1),
+        rate_limit_auth_failures_per_client=as_int("rate_limit_auth_failures_per_client"),
+        rate_limit_auth_failures_per_address=as_int("rate_limit_auth_failures_per_address"),
+        rate_limit_token_requests_per_client=as_int("rate_limit_token_requests_per_client"),
+        session_key=secret("session_key", "session.key"),
+        secret_pepper=secret("secret_pepper", "secret-pepper.key").encode(),
+        key_encryption_key=secret("key_encryption_key", "key-encryption.key").encode(),
+        log_level=str(raw["log_level"]).upper(),
+    )
+
+
+def setting_names() -> list[str]:
+    return [f.name for f in fields(Settings)]

@@ -1,0 +1,10 @@
+from .audit import AuditEvent
+from .client import Client, ClientKey, ClientSecret
+from .organization import ACCOUNT_KINDS, Account, Organization
+from .signing_key import SigningKey
+from .token import AccessToken, UsedAssertion
+
+__all__ = [
+    "ACCOUNT_KINDS", "AccessToken", "Account", "AuditEvent", "Client", "ClientKey",
+    "ClientSecret", "Organization", "SigningKey", "UsedAssertion",
+]

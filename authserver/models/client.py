@@ -1,0 +1,55 @@
+from __future__ import annotations
+
+from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, Integer, LargeBinary, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from ..extensions import db
+
+
+class Client(db.Model):
+    """A confidential client application of an organization."""
+
+    __tablename__ = "clients"
+    __table_args__ = (Index("ix_clients_org_id", "org_id"),)
+
+    client_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    org_id: Mapped[str] = mapped_column(ForeignKey("organizations.org_id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(100))
+    description: Mapped[str] = mapped_column(Text, default="")
+    scope: Mapped[str] = mapped_column(Text, default="")
+    resource_server: Mapped[bool] = mapped_column(Boolean, default=False)
+    icon: Mapped[bytes | None] = mapped_column(LargeBinary)
+    icon_content_type: Mapped[str | None] = mapped_column(String(32))
+    # Bumped whenever a key is added or deleted: workers key their parsed-key cache on it.
+    keys_version: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    updated_at: Mapped[int] = mapped_column(BigInteger)
+
+
+class ClientSecret(db.Model):
+    """A server-generated client secret, stored only as a keyed hash."""
+
+    __tablename__ = "client_secrets"
+    __table_args__ = (Index("ix_client_secrets_client_id", "client_id"),)
+
+    secret_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    client_id: Mapped[str] = mapped_column(ForeignKey("clients.client_id", ondelete="CASCADE"))
+    # "<scheme>$<digest>": the scheme names the hash so it can change without a flag day.
+    secret_hash: Mapped[str] = mapped_column(String(128), unique=True)
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    last_used_at: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class ClientKey(db.Model):
+    """A public key that verifies a client's assertions (RFC 7523 §3 item 9)."""
+
+    __tablename__ = "client_keys"
+    __table_args__ = (UniqueConstraint("client_id", "kid", name="uq_client_keys_client_id_kid"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    client_id: Mapped[str] = mapped_column(ForeignKey("clients.client_id", ondelete="CASCADE"))
+    kid: Mapped[str] = mapped_column(String(128))
+    kty: Mapped[str] = mapped_column(String(8))
+    key_type: Mapped[str] = mapped_column(String(32))  # e.g. "RSA-2048", "EC-P-256", "Ed25519"
+    public_jwk: Mapped[str] = mapped_column(Text)  # JSON, public members only
+    created_at: Mapped[int] = mapped_column(BigInteger)

@@ -1,0 +1,121 @@
+"""Verification of JWT bearer assertions (RFC 7523 §3, RFC 8725)."""
+from __future__ import annotations
+
+import json
+import threading
+from dataclasses import dataclass
+
+import jwt
+from sqlalchemy import bindparam, select
+
+from .. import clock
+from ..config import Settings
+from ..crypto.keys import ASSERTION_ALGS, ParsedPublicKey, load_public_jwk
+from ..extensions import db
+from ..models import ClientKey
+from .constants import JTI_MAX_LENGTH
+from .errors import InvalidGrantError, InvalidRequestError
+
+
+@dataclass(frozen=True)
+class VerifiedAssertion:
+    subject: str
+    jti: str
+    expires_at: int
+
+
+class ClientKeyCache:
+    """Parsed public keys per client, keyed on the client's keys_version so an added or deleted key
+    is seen on the very next request without re-parsing keys on every one."""
+
+    _QUERY = select(ClientKey.kid, ClientKey.public_jwk).where(ClientKey.client_id == bindparam("cid"))
+
+    def __init__(self, max_clients: int = 10000):
+        self._entries: dict[str, tuple[int, dict[str, ParsedPublicKey]]] = {}
+        self._max = max_clients
+        self._lock = threading.Lock()
+
+    def keys_for(self, client_id: str, keys_version: int) -> dict[str, ParsedPublicKey]:
+        entry = self._entries.get(client_id)
+        if entry is not None and entry[0] == keys_version:
+            return entry[1]
+        keys = {row.kid: load_public_jwk(row.public_jwk) for row in db.session.execute(self._QUERY, {"cid": client_id})}
+        with self._lock:
+            if len(self._entries) >= self._max:
+                self._entries.clear()
+            self._entries[client_id] = (keys_version, keys)
+        return keys
+
+
+def _select_key(header: dict, keys: dict[str, ParsedPublicKey]) -> ParsedPublicKey:
+    kid = header.get("kid")
+    if kid is not None:
+        if not isinstance(kid, str) or kid not in keys:
+            raise InvalidGrantError(description="The assertion's kid does not name a key registered for this client.")
+        return keys[kid]
+    if not keys:
+        raise InvalidGrantError(description="This client has no registered public key to verify assertions with.")
+    if len(keys) > 1:
+        raise InvalidGrantError(description="The client has several keys: the assertion header must carry a kid.")
+    return next(iter(keys.values()))
+
+
+_JWT_ERRORS = (
+    (jwt.ExpiredSignatureError, "The assertion has expired (exp)."),
+    (jwt.ImmatureSignatureError, "The assertion is not valid yet (nbf or iat in the future)."),
+    (jwt.InvalidAudienceError, "The assertion's aud must be this server's issuer or token endpoint URL."),
+    (jwt.InvalidIssuerError, "The assertion's iss must be the client_id of the authenticated client."),
+    (jwt.InvalidSignatureError, "The assertion's signature does not verify with the client's registered key."),
+)
+
+
+def _missing_claim_message(exc: jwt.MissingRequiredClaimError) -> str:
+    return f"The assertion lacks the required claim {exc.claim}."
+
+
+def verify_assertion(assertion: str, client_id: str, keys: dict[str, ParsedPublicKey], settings: Settings) -> VerifiedAssertion:
+    if len(assertion.encode("utf-8", "surrogatepass")) > settings.assertion_max_bytes:
+        raise InvalidRequestError(f"The assertion is larger than {settings.assertion_max_bytes} bytes.")
+    try:
+        header = jwt.get_unverified_header(assertion)
+    except jwt.PyJWTError:
+        raise InvalidGrantError(description="The assertion is not a well-formed signed JWT (JWS compact serialization).") from None
+    alg = header.get("alg")
+    if alg not in ASSERTION_ALGS:
+        raise InvalidGrantError(
+            description="The assertion's alg is not accepted: use an asymmetric algorithm (RS*, PS*, ES*, EdDSA); none and HS* are refused."
+        )
+    if "crit" in header:
+        raise InvalidGrantError(description="The assertion carries critical header parameters (crit) this server does not understand.")
+    key = _select_key(header, keys)  # jwk, jku, x5u and x5c are never consulted (RFC 8725 §3.10)
+    if alg not in key.algs:
+        raise InvalidGrantError(description=f"The assertion's alg does not fit the selected {key.key_type} key.")
+    try:
+        claims = jwt.decode(
+            assertion,
+            key.key,
+            algorithms=[alg],
+            audience=[settings.issuer, settings.token_endpoint],
+            issuer=client_id,
+            leeway=settings.clock_skew,
+            options={"require": ["iss", "sub", "aud", "exp", "jti"], "verify_iat": True},
+        )
+    except jwt.MissingRequiredClaimError as exc:
+        raise InvalidGrantError(description=_missing_claim_message(exc)) from None
+    except jwt.PyJWTError as exc:
+        for exc_type, message in _JWT_ERRORS:
+            if isinstance(exc, exc_type):
+                raise InvalidGrantError(description=message) from None
+        raise InvalidGrantError(description="The assertion is invalid: its claims are malformed.") from None
+    now = clock.now()
+    exp = claims["exp"]
+    if not isinstance(exp, int) or exp - now > settings.assertion_max_lifetime + settings.clock_skew:
+        raise InvalidGrantError(
+            description=f"The assertion's exp is too far ahead: at most {settings.assertion_max_lifetime} seconds are accepted."
+        )
+    subject, jti = claims["sub"], claims["jti"]
+    if not isinstance(subject, str) or not subject:
+        raise InvalidGrantError(description="The assertion's sub must be a non-empty string.")
+    if not isinstance(jti, str) or not jti or len(jti) > JTI_MAX_LENGTH:
+        raise InvalidGrantError(description=f"The assertion's jti must be a string of 1 to {JTI_MAX_LENGTH} characters.")
+    return VerifiedAssertion(subject=subject, jti=jti, expires_at=exp)

@@ -1,0 +1,53 @@
+"""RFC 6749 §5.2 errors as Authlib renders them, with the few adjustments the SPEC asks for."""
+from __future__ import annotations
+
+from authlib.oauth2.rfc6749 import errors as authlib_errors
+from authlib.oauth2.rfc6749.errors import (  # noqa: F401  (re-exported: one place to import errors from)
+    InvalidGrantError,
+    InvalidRequestError,
+    InvalidScopeError,
+    UnauthorizedClientError,
+    UnsupportedGrantTypeError,
+)
+from authlib.oauth2.base import OAuth2Error
+
+
+class InvalidClientError(authlib_errors.InvalidClientError):
+    """Always 401 (RFC 6749 §5.2); the Basic challenge only when the client tried Basic."""
+
+    status_code = 401
+
+    def __init__(self, description: str, basic_used: bool = False):
+        super().__init__(description=description, status_code=401)
+        self.basic_used = basic_used
+
+    def get_headers(self):
+        headers = super().get_headers()
+        if not self.basic_used:
+            headers = [h for h in headers if h[0] != "WWW-Authenticate"]
+        return headers
+
+
+class TemporarilyUnavailableError(OAuth2Error):
+    """A shared component (database, replay cache) is unreachable: fail closed."""
+
+    error = "temporarily_unavailable"
+    status_code = 503
+
+
+class RequestTooLargeError(InvalidRequestError):
+    status_code = 413
+
+
+class SlowDownError(OAuth2Error):
+    """Too many requests (rate limit). Sent with Retry-After."""
+
+    error = "slow_down"
+    status_code = 429
+
+    def __init__(self, description: str, retry_after: int):
+        super().__init__(description=description)
+        self.retry_after = retry_after
+
+    def get_headers(self):
+        return super().get_headers() + [("Retry-After", str(self.retry_after))]

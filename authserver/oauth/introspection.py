@@ -1,0 +1,54 @@
+"""Token introspection (RFC 7662)."""
+from __future__ import annotations
+
+from authlib.oauth2.rfc7662 import IntrospectionEndpoint
+
+from .. import clock
+from ..services.tokens import find_token_record
+from .constants import CLIENT_AUTH_METHODS, TOKEN_TYPE_BEARER
+from .errors import InvalidRequestError
+from .tokens import decode_access_token
+
+
+class AccessTokenIntrospection(IntrospectionEndpoint):
+    CLIENT_AUTH_METHODS = CLIENT_AUTH_METHODS
+
+    def check_params(self, request, client):
+        # token_type_hint is only a hint (RFC 7662 §2.1): unknown values are ignored, not refused.
+        if not request.form.get("token"):
+            raise InvalidRequestError("The token parameter is missing.")
+
+    def query_token(self, token_string, token_type_hint):
+        runtime = self.server.runtime
+        claims = decode_access_token(token_string, runtime.keyring, runtime.settings.issuer)
+        if claims is None:
+            return None
+        record = find_token_record(claims["jti"])
+        if record is None or record.revoked_at is not None or record.disabled_at is not None:
+            return None
+        if record.expires_at <= clock.now():
+            return None
+        return record
+
+    def check_permission(self, token, client, request):
+        """A resource server (set by the operator) may introspect every token; other clients only their own."""
+        return client.resource_server or token.client_id == client.client_id
+
+    def introspect_token(self, token):
+        return {
+            "active": True,
+            "scope": token.scope,
+            "client_id": token.client_id,
+            "sub": token.account_id,
+            "exp": token.expires_at,
+            "iat": token.issued_at,
+            "iss": self.server.runtime.settings.issuer,
+            "aud": token.audience,
+            "jti": token.jti,
+            "token_type": TOKEN_TYPE_BEARER,
+        }
+
+    def create_introspection_payload(self, token):
+        if token is None:
+            return {"active": False}
+        return self.introspect_token(token)

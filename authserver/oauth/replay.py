@@ -1,0 +1,54 @@
+"""Single use of assertion jti values (RFC 7523 §3 item 7), scoped to the client.
+
+Recorded only after the signature verified, kept until the assertion expires (plus clock skew).
+The database cache inserts into a table with a unique key inside the token transaction, so two
+identical assertions racing each other yield exactly one token. The Redis cache uses SET NX and
+fails closed: when Redis cannot answer, no token is issued."""
+from __future__ import annotations
+
+from sqlalchemy import delete, insert
+
+from .. import clock
+from ..extensions import db
+from ..models import UsedAssertion
+
+
+class AssertionReplayed(Exception):
+    pass
+
+
+class ReplayCacheUnavailable(Exception):
+    pass
+
+
+class DatabaseReplayCache:
+    _INSERT = insert(UsedAssertion)
+
+    def remember(self, client_id: str, jti: str, expires_at: int) -> None:
+        """Adds the jti to the caller's transaction; a reuse surfaces as IntegrityError at flush/commit."""
+        db.session.execute(self._INSERT, {"client_id": client_id, "jti": jti, "expires_at": expires_at})
+
+    def purge(self) -> int:
+        result = db.session.execute(delete(UsedAssertion).where(UsedAssertion.expires_at < clock.now()))
+        db.session.commit()
+        return result.rowcount or 0
+
+
+class RedisReplayCache:
+    def __init__(self, redis_client, prefix: str = "authserver:jti:"):
+        self._redis = redis_client
+        self._prefix = prefix
+
+    def remember(self, client_id: str, jti: str, expires_at: int) -> None:
+        import redis
+
+        ttl = max(expires_at - clock.now(), 1)
+        try:
+            stored = self._redis.set(f"{self._prefix}{client_id}:{jti}", b"1", nx=True, ex=ttl)
+        except redis.RedisError as exc:
+            raise ReplayCacheUnavailable(str(exc)) from None
+        if not stored:
+            raise AssertionReplayed()
+
+    def purge(self) -> int:
+        return 0  # Redis expires the keys itself

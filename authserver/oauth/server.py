@@ -1,0 +1,94 @@
+"""Authlib's AuthorizationServer, wired to authserver's stores and strict request handling."""
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any
+
+from authlib.integrations.flask_oauth2 import AuthorizationServer
+from authlib.oauth2.rfc6749 import OAuth2Payload, OAuth2Request
+from flask import Response, json
+from flask import request as flask_request
+
+from ..config import Settings
+from ..services.signing_keys import KeyRing
+from .assertions import ClientKeyCache
+from .client_auth import SecretClientAuthentication
+from .grants import ConfidentialJWTBearerGrant
+from .introspection import AccessTokenIntrospection
+from .revocation import AccessTokenRevocation
+
+
+@dataclass
+class OAuthRuntime:
+    """Per-process state of the OAuth endpoints: settings and the caches that spare the hot path work."""
+
+    settings: Settings
+    keyring: KeyRing
+    client_keys: ClientKeyCache
+    replay: Any
+    metrics: Any
+    rate_limiter: Any
+
+
+class FormPayload(OAuth2Payload):
+    """OAuth parameters from the form body only: RFC 6749 §3.2 token requests are POSTed form bodies."""
+
+    def __init__(self, request):
+        self._request = request
+
+    @property
+    def data(self):
+        return self._request.form
+
+    @cached_property
+    def datalist(self):
+        values = defaultdict(list)
+        for key in self._request.form:
+            values[key].extend(self._request.form.getlist(key))
+        return values
+
+
+class FormOAuth2Request(OAuth2Request):
+    def __init__(self, request):
+        super().__init__(method=request.method, uri=request.url, headers=request.headers)
+        self._request = request
+        self.payload = FormPayload(request)
+        self.scope = None
+
+    @property
+    def args(self):
+        return self._request.args
+
+    @property
+    def form(self):
+        return self._request.form
+
+
+class AuthServer(AuthorizationServer):
+    def __init__(self, runtime: OAuthRuntime):
+        super().__init__()
+        self.runtime = runtime
+        self._client_auth = SecretClientAuthentication()
+        self.register_grant(ConfidentialJWTBearerGrant)
+        self.register_endpoint(AccessTokenIntrospection)
+        self.register_endpoint(AccessTokenRevocation)
+
+    def query_client(self, client_id):  # clients are found by their secret, see client_auth
+        return None
+
+    def save_token(self, token, request):  # tokens are stored by the grant, in its transaction
+        return None
+
+    def create_oauth2_request(self, request):
+        return FormOAuth2Request(flask_request)
+
+    def handle_response(self, status_code, payload, headers):
+        if isinstance(payload, dict):
+            payload = json.dumps(payload)
+        return Response(payload, status=status_code, headers=headers)
+
+    def handle_error_response(self, request, error):
+        self.runtime.metrics.oauth_error(getattr(error, "error", "unknown"))
+        return super().handle_error_response(request, error)

@@ -1,0 +1,39 @@
+"""Prometheus metrics (multiprocess-safe under gunicorn when PROMETHEUS_MULTIPROC_DIR is set)."""
+from __future__ import annotations
+
+import os
+import time
+
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import multiprocess
+
+REQUESTS = Counter("authserver_http_requests_total", "HTTP requests by endpoint and status", ["endpoint", "status"])
+LATENCY = Histogram(
+    "authserver_http_request_duration_seconds", "Request latency by endpoint", ["endpoint"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
+)
+TOKENS_ISSUED = Counter("authserver_tokens_issued_total", "Access tokens issued", ["auth_method"])
+OAUTH_ERRORS = Counter("authserver_oauth_errors_total", "OAuth error responses by error code", ["error"])
+CLIENT_AUTH_FAILURES = Counter("authserver_client_auth_failures_total", "Failed client authentications")
+
+
+class Metrics:
+    def token_issued(self, auth_method: str) -> None:
+        TOKENS_ISSUED.labels(auth_method or "unknown").inc()
+
+    def oauth_error(self, error: str) -> None:
+        OAUTH_ERRORS.labels(error).inc()
+        if error == "invalid_client":
+            CLIENT_AUTH_FAILURES.inc()
+
+    def observe_request(self, endpoint: str, status: int, started: float) -> None:
+        REQUESTS.labels(endpoint, str(status)).inc()
+        LATENCY.labels(endpoint).observe(time.perf_counter() - started)
+
+
+def render_metrics() -> tuple[bytes, str]:
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+        return generate_latest(registry), CONTENT_TYPE_LATEST
+    return generate_latest(), CONTENT_TYPE_LATEST

@@ -1,0 +1,122 @@
+"""The server's access-token signing keys: creation, rotation, publication, and a per-process key ring."""
+from __future__ import annotations
+
+import json
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+import jwt
+from sqlalchemy import or_, select, update
+
+from .. import clock
+from ..crypto.keys import load_public_jwk
+from ..crypto.signing import decrypt_private_key, encrypt_private_key, generate_signing_key, public_jwk_json
+from ..extensions import db
+from ..models import SigningKey
+from .audit import record_event
+from .common import CLI_ACTOR, Actor, current_settings, transactional
+
+
+@transactional
+def rotate_signing_key(alg: str | None = None, actor: Actor = CLI_ACTOR) -> SigningKey:
+    """Make a new key current. Older keys stay published until the tokens they signed have expired."""
+    settings = current_settings()
+    pair = generate_signing_key(alg or settings.signing_alg)
+    now = clock.now()
+    db.session.execute(update(SigningKey).where(SigningKey.retired_at.is_(None)).values(retired_at=now))
+    row = SigningKey(
+        kid=pair.kid,
+        alg=pair.alg,
+        public_jwk=public_jwk_json(pair),
+        private_key_encrypted=encrypt_private_key(pair.private_key, settings.key_encryption_key),
+        created_at=now,
+        retired_at=None,
+    )
+    db.session.add(row)
+    record_event(actor, None, "signing_key.rotated", "signing_key", pair.kid, alg=pair.alg)
+    return row
+
+
+def current_signing_key() -> SigningKey | None:
+    query = select(SigningKey).where(SigningKey.retired_at.is_(None)).order_by(SigningKey.created_at.desc())
+    return db.session.scalars(query.limit(1)).first()
+
+
+def ensure_signing_key() -> SigningKey:
+    """A current key with the configured algorithm, created (or rotated to) when missing."""
+    key = current_signing_key()
+    if key is None or key.alg != current_settings().signing_alg:
+        key = rotate_signing_key()
+    return key
+
+
+def published_keys() -> list[SigningKey]:
+    """Keys whose tokens may still be live: the current ones and those retired less than a token lifetime ago."""
+    settings = current_settings()
+    horizon = clock.now() - settings.access_token_ttl - settings.clock_skew
+    query = select(SigningKey).where(or_(SigningKey.retired_at.is_(None), SigningKey.retired_at > horizon))
+    return list(db.session.scalars(query.order_by(SigningKey.created_at.desc())))
+
+
+def jwks() -> dict:
+    return {"keys": [json.loads(row.public_jwk) for row in published_keys()]}
+
+
+@dataclass(frozen=True)
+class ActiveSigningKey:
+    kid: str
+    alg: str
+    private_key: Any
+
+
+class KeyRing:
+    """Parsed signing keys of one process: the current key is re-read every `refresh` seconds,
+    verification keys are loaded once per kid."""
+
+    def __init__(self, key_encryption_key: bytes, refresh: int):
+        self._kek = key_encryption_key
+        self._refresh = refresh
+        self._lock = threading.Lock()
+        self._current: ActiveSigningKey | None = None
+        self._checked_at = -1.0
+        self._public: dict[str, tuple[Any, str, int | None]] = {}
+
+    def signing_key(self) -> ActiveSigningKey:
+        now = clock.now()
+        current = self._current
+        if current is not None and now - self._checked_at < self._refresh:
+            return current
+        with self._lock:
+            row = db.session.execute(
+                select(SigningKey.kid, SigningKey.alg, SigningKey.private_key_encrypted)
+                .where(SigningKey.retired_at.is_(None))
+                .order_by(SigningKey.created_at.desc())
+                .limit(1)
+            ).first()
+            if row is None:
+                raise RuntimeError("no signing key: run 'authserver init'")
+            if self._current is None or self._current.kid != row.kid:
+                self._current = ActiveSigningKey(row.kid, row.alg, decrypt_private_key(row.private_key_encrypted, self._kek))
+            self._checked_at = now
+            return self._current
+
+    def sign(self, claims: dict) -> str:
+        key = self.signing_key()
+        return jwt.encode(claims, key.private_key, algorithm=key.alg, headers={"kid": key.kid, "typ": "at+jwt"})
+
+    def verification_key(self, kid: str) -> tuple[Any, str, int | None] | None:
+        """(public key, alg, retired_at) of a published signing key, or None."""
+        entry = self._public.get(kid)
+        if entry is not None:
+            return entry
+        row = db.session.execute(
+            select(SigningKey.public_jwk, SigningKey.alg, SigningKey.retired_at).where(SigningKey.kid == kid)
+        ).first()
+        if row is None:
+            return None
+        entry = (load_public_jwk(row.public_jwk).key, row.alg, row.retired_at)
+        if len(self._public) > 1000:
+            self._public.clear()
+        self._public[kid] = entry
+        return entry

@@ -1,0 +1,95 @@
+"""Access tokens: issuance (RFC 9068), records for introspection (RFC 7662) and revocation (RFC 7009)."""
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+
+from sqlalchemy import and_, bindparam, delete, insert, select, update
+
+from .. import clock
+from ..extensions import db
+from ..models import AccessToken, Account, UsedAssertion
+from .common import current_settings
+
+_SUBJECT_QUERY = select(Account.account_id).where(
+    Account.account_id == bindparam("sub"),
+    Account.org_id == bindparam("org"),
+    Account.disabled_at.is_(None),
+)
+_INSERT_TOKEN = insert(AccessToken)
+_RECORD_QUERY = (
+    select(
+        AccessToken.jti, AccessToken.client_id, AccessToken.account_id, AccessToken.scope, AccessToken.audience,
+        AccessToken.issued_at, AccessToken.expires_at, AccessToken.revoked_at, Account.disabled_at,
+    )
+    .join(Account, Account.account_id == AccessToken.account_id)
+    .where(AccessToken.jti == bindparam("jti"))
+)
+
+
+@dataclass(frozen=True)
+class IssuedToken:
+    access_token: str
+    expires_in: int
+    scope: str
+    jti: str
+
+
+def is_active_subject(org_id: str, account_id: str) -> bool:
+    """An account may be the subject of a new token only while active and in the client's organization."""
+    return db.session.execute(_SUBJECT_QUERY, {"sub": account_id, "org": org_id}).first() is not None
+
+
+def issue_access_token(*, client_id: str, secret_id: str | None, account_id: str, scope: str, sign) -> IssuedToken:
+    """Sign an RFC 9068 access token and add its record to the current transaction (the caller commits)."""
+    settings = current_settings()
+    now = clock.now()
+    jti = secrets.token_urlsafe(16)
+    claims = {
+        "iss": settings.issuer,
+        "sub": account_id,
+        "aud": settings.audience,
+        "client_id": client_id,
+        "scope": scope,
+        "jti": jti,
+        "iat": now,
+        "exp": now + settings.access_token_ttl,
+    }
+    token = sign(claims)
+    db.session.execute(
+        _INSERT_TOKEN,
+        {
+            "jti": jti, "client_id": client_id, "account_id": account_id, "secret_id": secret_id, "scope": scope,
+            "audience": settings.audience, "issued_at": now, "expires_at": claims["exp"], "revoked_at": None,
+        },
+    )
+    return IssuedToken(access_token=token, expires_in=settings.access_token_ttl, scope=scope, jti=jti)
+
+
+def find_token_record(jti: str):
+    """The stored record of a token with the state of its account, or None (unknown, or its client was deleted)."""
+    return db.session.execute(_RECORD_QUERY, {"jti": jti}).first()
+
+
+def revoke_token(jti: str) -> None:
+    db.session.execute(
+        update(AccessToken).where(and_(AccessToken.jti == jti, AccessToken.revoked_at.is_(None))).values(revoked_at=clock.now())
+    )
+    db.session.commit()
+
+
+def purge_expired(batch: int = 10000) -> dict:
+    """Delete expired token records (in batches, to keep locks short) and expired assertion ids.
+    Run by `authserver purge` and the background purger, never on the request path."""
+    cutoff = clock.now() - current_settings().clock_skew
+    purged_tokens = 0
+    while True:
+        doomed = select(AccessToken.jti).where(AccessToken.expires_at < cutoff).limit(batch).scalar_subquery()
+        count = db.session.execute(delete(AccessToken).where(AccessToken.jti.in_(doomed))).rowcount or 0
+        db.session.commit()
+        purged_tokens += count
+        if count < batch:
+            break
+    purged_jtis = db.session.execute(delete(UsedAssertion).where(UsedAssertion.expires_at < cutoff)).rowcount or 0
+    db.session.commit()
+    return {"access_tokens": purged_tokens, "used_assertions": purged_jtis}

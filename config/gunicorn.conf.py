@@ -1,0 +1,25 @@
+"""gunicorn settings for `authserver serve` (each can be overridden on the command line)."""
+import multiprocessing
+import os
+
+bind = "127.0.0.1:8000"
+workers = int(os.environ.get("AUTHSERVER_WORKERS", min(multiprocessing.cpu_count() * 2, 8)))
+worker_class = "sync"
+timeout = 30
+graceful_timeout = 20
+keepalive = 5
+max_requests = 0
+# The application writes its own structured access log (path only, no query string, no bodies).
+accesslog = None
+errorlog = "-"
+loglevel = "info"
+preload_app = False
+# No runtime control socket: several servers may run side by side on one host.
+control_socket_disable = True
+
+
+def child_exit(server, worker):
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid)

@@ -1,0 +1,198 @@
+"""Shared fixtures: a real app on a real database (a SQLite file per test, or PostgreSQL when
+AUTHSERVER_TEST_DATABASE_URL is set and the test asks for it), and a ready organization."""
+from __future__ import annotations
+
+import base64
+import os
+import secrets
+import shutil
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import jwt
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+
+from authserver import clock, create_app
+from authserver.cli import initialise
+from authserver.extensions import db
+
+ISSUER = "http://localhost"
+TOKEN_ENDPOINT = ISSUER + "/oauth/token"
+JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"
+SECRET_FILES = ("session.key", "secret-pepper.key", "key-encryption.key")
+PG_URL = os.environ.get("AUTHSERVER_TEST_DATABASE_URL", "")
+REDIS_URL = os.environ.get("AUTHSERVER_TEST_REDIS_URL", "")
+
+
+def _backends():
+    return ["sqlite", "postgresql"] if PG_URL else ["sqlite"]
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory) -> Path:
+    """An instance directory migrated once; each test copies it."""
+    instance = tmp_path_factory.mktemp("template-instance")
+    app = create_app({"instance_path": str(instance), "issuer": ISSUER})
+    with app.app_context():
+        initialise()
+        db.session.remove()
+        db.engine.dispose()
+    return instance
+
+
+@pytest.fixture(scope="session")
+def pg_template_ready(tmp_path_factory):
+    """Migrate the PostgreSQL test database once per session (tests then empty its tables)."""
+    if not PG_URL:
+        return None
+    instance = tmp_path_factory.mktemp("pg-instance")
+    app = create_app({"instance_path": str(instance), "issuer": ISSUER, "database_url": PG_URL})
+    with app.app_context():
+        initialise()
+        db.session.remove()
+        db.engine.dispose()
+    return instance
+
+
+def _empty_pg_tables(app):
+    from sqlalchemy import text
+
+    with app.app_context():
+        tables = [t.name for t in reversed(db.metadata.sorted_tables) if t.name != "signing_keys"]
+        db.session.execute(text("TRUNCATE " + ", ".join(tables) + " CASCADE"))
+        db.session.commit()
+
+
+@pytest.fixture(params=_backends())
+def backend(request):
+    return request.param
+
+
+def make_app(tmp_path: Path, template: Path, backend: str = "sqlite", pg_instance: Path | None = None, **overrides):
+    instance = tmp_path / "instance"
+    if backend == "sqlite":
+        shutil.copytree(template, instance)
+    else:
+        shutil.copytree(pg_instance, instance)
+        overrides.setdefault("database_url", PG_URL)
+    settings = {"instance_path": str(instance), "issuer": ISSUER, **overrides}
+    app = create_app(settings)
+    app.config["TESTING"] = True
+    if backend == "postgresql":
+        _empty_pg_tables(app)
+    return app
+
+
+@pytest.fixture
+def app(tmp_path, sqlite_template, pg_template_ready, backend):
+    app = make_app(tmp_path, sqlite_template, backend, pg_template_ready)
+    ctx = app.app_context()
+    ctx.push()
+    yield app
+    db.session.remove()
+    ctx.pop()
+    with app.app_context():
+        db.engine.dispose()
+    clock.reset()
+
+
+@pytest.fixture
+def http(app):
+    return app.test_client()
+
+
+def basic(client_id: str, secret: str) -> dict:
+    from urllib.parse import quote_plus
+
+    raw = f"{quote_plus(client_id)}:{quote_plus(secret)}".encode()
+    return {"Authorization": "Basic " + base64.b64encode(raw).decode()}
+
+
+def private_pem(key) -> bytes:
+    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+
+
+def public_pem(key) -> bytes:
+    return key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+
+
+@dataclass
+class Tenant:
+    """An organization with a service account and a client holding one secret and one EC key."""
+
+    org_id: str
+    account_id: str
+    client_id: str
+    secret_id: str
+    client_secret: str
+    kid: str
+    private_key: object
+    alg: str = "ES256"
+    extra: dict = field(default_factory=dict)
+
+    def assertion(self, *, key=None, alg=None, headers=None, drop=(), **claims) -> str:
+        now = int(time.time())
+        body = {"iss": self.client_id, "sub": self.account_id, "aud": TOKEN_ENDPOINT,
+                "iat": now, "exp": now + 120, "jti": uuid.uuid4().hex}
+        body.update(claims)
+        for name in drop:
+            body.pop(name, None)
+        hdr = {"kid": self.kid}
+        if headers is not None:
+            hdr = headers
+        return jwt.encode(body, key if key is not None else self.private_key, algorithm=alg or self.alg, headers=hdr)
+
+    def auth(self) -> dict:
+        return basic(self.client_id, self.client_secret)
+
+    def token_form(self, assertion: str | None = None, **extra) -> dict:
+        form = {"grant_type": JWT_BEARER, "assertion": assertion if assertion is not None else self.assertion()}
+        form.update(extra)
+        return form
+
+
+def make_tenant(name: str = "Acme", scope: str = "read write", key=None, kid: str = "key-1") -> Tenant:
+    from authserver.services.accounts import create_account
+    from authserver.services.client_keys import add_key
+    from authserver.services.client_secrets import add_secret
+    from authserver.services.clients import register_client
+    from authserver.services.organizations import create_organization
+
+    org = create_organization(name)
+    account = create_account(org.org_id, f"{name} worker", "service")
+    client = register_client(org.org_id, f"{name} backend", scope=scope)
+    new_secret = add_secret(client.client_id)
+    key = key or ec.generate_private_key(ec.SECP256R1())
+    add_key(client.client_id, public_pem(key), kid=kid)
+    alg = "ES256" if isinstance(key, ec.EllipticCurvePrivateKey) else ("EdDSA" if isinstance(key, ed25519.Ed25519PrivateKey) else "RS256")
+    return Tenant(org.org_id, account.account_id, client.client_id, new_secret.secret_id, new_secret.client_secret,
+                  kid, key, alg)
+
+
+@pytest.fixture
+def tenant(app) -> Tenant:
+    return make_tenant()
+
+
+@pytest.fixture
+def other_tenant(app) -> Tenant:
+    return make_tenant("Globex")
+
+
+@pytest.fixture(scope="session")
+def rsa_key():
+    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+
+def get_token(http, tenant: Tenant, **form) -> dict:
+    response = http.post("/oauth/token", data=tenant.token_form(**form), headers=tenant.auth())
+    assert response.status_code == 200, response.get_json()
+    return response.get_json()
+
+
+def random_secret() -> str:
+    return "as_" + secrets.token_urlsafe(32)

@@ -1,0 +1,3 @@
+from authserver import create_app
+
+app = create_app()
