@@ -1,10 +1,11 @@
 from .audit import AuditEvent
 from .client import Client, ClientKey, ClientSecret
 from .organization import ACCOUNT_KINDS, Account, Organization
+from .ratelimit import RateLimitCounter
 from .signing_key import SigningKey
 from .token import AccessToken, UsedAssertion
 
 __all__ = [
     "ACCOUNT_KINDS", "AccessToken", "Account", "AuditEvent", "Client", "ClientKey",
-    "ClientSecret", "Organization", "SigningKey", "UsedAssertion",
+    "ClientSecret", "Organization", "RateLimitCounter", "SigningKey", "UsedAssertion",
 ]

@@ -1,0 +1,112 @@
+"""Fixed-window rate limits shared by every worker and host: in Redis when configured, else in the database."""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from sqlalchemy import bindparam, delete, select
+
+from . import clock
+from .extensions import db
+from .models import RateLimitCounter
+
+log = logging.getLogger(__name__)
+WINDOW = 60  # seconds
+
+
+@dataclass(frozen=True)
+class RateDecision:
+    allowed: bool
+    retry_after: int = 0
+
+
+ALLOWED = RateDecision(True)
+
+
+def _bucket(key: str, now: int) -> tuple[str, int]:
+    start = now - now % WINDOW
+    return f"{key}@{start}", start + WINDOW
+
+
+class DatabaseRateLimiter:
+    _READ = select(RateLimitCounter.count).where(RateLimitCounter.bucket == bindparam("bucket"))
+
+    def _upsert(self, bucket: str, expires_at: int):
+        dialect = db.engine.dialect.name
+        if dialect == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert
+        else:
+            from sqlalchemy.dialects.sqlite import insert
+        stmt = insert(RateLimitCounter).values(bucket=bucket, count=1, expires_at=expires_at)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[RateLimitCounter.bucket], set_={"count": RateLimitCounter.count + 1}
+        ).returning(RateLimitCounter.count)
+        return db.session.execute(stmt).scalar_one()
+
+    def hit(self, key: str, limit: int, *, commit: bool = True) -> RateDecision:
+        """Count one event; refuse once the window holds more than `limit` events."""
+        if limit <= 0:
+            return ALLOWED
+        now = clock.now()
+        bucket, expires_at = _bucket(key, now)
+        count = self._upsert(bucket, expires_at)
+        if commit:
+            db.session.commit()
+        return RateDecision(True) if count <= limit else RateDecision(False, expires_at - now)
+
+    def exceeded(self, key: str, limit: int) -> RateDecision:
+        """Whether the current window already holds more than `limit` events (counts nothing)."""
+        if limit <= 0:
+            return ALLOWED
+        now = clock.now()
+        bucket, expires_at = _bucket(key, now)
+        count = db.session.execute(self._READ, {"bucket": bucket}).scalar() or 0
+        return RateDecision(True) if count <= limit else RateDecision(False, expires_at - now)
+
+    def purge(self) -> int:
+        result = db.session.execute(delete(RateLimitCounter).where(RateLimitCounter.expires_at < clock.now()))
+        db.session.commit()
+        return result.rowcount or 0
+
+
+class RedisRateLimiter:
+    """Counters in Redis. When Redis cannot answer, limits are not enforced (they protect capacity,
+    not correctness) and the failure is logged; replay protection, by contrast, fails closed."""
+
+    def __init__(self, redis_client, prefix: str = "authserver:rl:"):
+        self._redis = redis_client
+        self._prefix = prefix
+
+    def hit(self, key: str, limit: int, *, commit: bool = True) -> RateDecision:
+        import redis
+
+        if limit <= 0:
+            return ALLOWED
+        now = clock.now()
+        bucket, expires_at = _bucket(key, now)
+        try:
+            pipe = self._redis.pipeline(transaction=False)
+            pipe.incr(self._prefix + bucket)
+            pipe.expireat(self._prefix + bucket, expires_at + 1)
+            count = pipe.execute()[0]
+        except redis.RedisError:
+            log.warning("rate limiter: redis unreachable, limit not enforced")
+            return ALLOWED
+        return RateDecision(True) if count <= limit else RateDecision(False, expires_at - now)
+
+    def exceeded(self, key: str, limit: int) -> RateDecision:
+        import redis
+
+        if limit <= 0:
+            return ALLOWED
+        now = clock.now()
+        bucket, expires_at = _bucket(key, now)
+        try:
+            count = int(self._redis.get(self._prefix + bucket) or 0)
+        except redis.RedisError:
+            log.warning("rate limiter: redis unreachable, limit not enforced")
+            return ALLOWED
+        return RateDecision(True) if count <= limit else RateDecision(False, expires_at - now)
+
+    def purge(self) -> int:
+        return 0
