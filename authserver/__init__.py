@@ -73,6 +73,7 @@ def _init_oauth(app: Flask, settings: Settings) -> None:
     from .oauth.assertions import ClientKeyCache
     from .oauth.replay import DatabaseReplayCache, RedisReplayCache
     from .oauth.server import AuthServer, OAuthRuntime
+    from .ratelimit import DatabaseRateLimiter, RedisRateLimiter
     from .oauth.views import bp as oauth_bp
     from .services.signing_keys import KeyRing
 
@@ -88,7 +89,7 @@ def _init_oauth(app: Flask, settings: Settings) -> None:
         client_keys=ClientKeyCache(),
         replay=RedisReplayCache(redis_client) if redis_client is not None else DatabaseReplayCache(),
         metrics=Metrics(),
-        rate_limiter=None,
+        rate_limiter=RedisRateLimiter(redis_client) if redis_client is not None else DatabaseRateLimiter(),
     )
     app.extensions["authserver.oauth"] = AuthServer(runtime)
     csrf.exempt(oauth_bp)
