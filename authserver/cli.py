@@ -357,14 +357,36 @@ def signing_key_rotate():
     return {"kid": k.kid, "alg": k.alg}, f"New signing key {k.kid} ({k.alg}); older keys stay published until their tokens expire."
 
 
-@main.command()
-@with_app
-def purge():
-    """Delete expired token records and used assertion ids."""
+def purge_once() -> dict:
     from .services.tokens import purge_expired
+    from flask import current_app
 
     result = purge_expired()
-    return result, f"Purged {result['access_tokens']} expired tokens and {result['used_assertions']} used assertion ids."
+    result["rate_limit_counters"] = current_app.extensions["authserver.oauth"].runtime.rate_limiter.purge()
+    return result
+
+
+@main.command()
+@click.option("--every", type=int, default=0, help="Repeat every N seconds until stopped (the background purger).")
+@with_app
+def purge(every):
+    """Delete expired token records, used assertion ids and rate-limit windows."""
+    import logging
+
+    log = logging.getLogger("authserver.purge")
+    result = purge_once()
+    while every > 0:
+        log.info("purged", extra=result)
+        time.sleep(every)
+        try:
+            result = purge_once()
+        except Exception:  # a database hiccup must not end the background purger
+            log.exception("purge failed; retrying at the next interval")
+            from .extensions import db
+
+            db.session.rollback()
+    return result, (f"Purged {result['access_tokens']} expired tokens, {result['used_assertions']} used assertion ids "
+                    f"and {result['rate_limit_counters']} rate-limit windows.")
 
 
 # --- client-side helpers --------------------------------------------------------------------

@@ -23,3 +23,27 @@ def child_exit(server, worker):
         from prometheus_client import multiprocess
 
         multiprocess.mark_process_dead(worker.pid)
+
+
+# Expired token records and used assertion ids are purged by a separate process, never on the
+# request path. AUTHSERVER_PURGE_INTERVAL=0 turns it off (e.g. when a cron job runs `authserver purge`).
+_purger = None
+
+
+def when_ready(server):
+    global _purger
+    import subprocess
+    import sys
+
+    interval = int(os.environ.get("AUTHSERVER_PURGE_INTERVAL", "300"))
+    if interval > 0:
+        _purger = subprocess.Popen([sys.executable, "-m", "authserver.cli", "purge", "--every", str(interval)])
+
+
+def on_exit(server):
+    if _purger is not None and _purger.poll() is None:
+        _purger.terminate()
+        try:
+            _purger.wait(timeout=5)
+        except Exception:
+            _purger.kill()

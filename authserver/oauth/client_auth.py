@@ -10,7 +10,7 @@ from authlib.oauth2.rfc6749.authenticate_client import ClientAuthentication
 
 from ..services.client_secrets import AuthenticatedSecret, authenticate_client_secret
 from .constants import AUTH_CLIENT_SECRET_BASIC, AUTH_CLIENT_SECRET_POST, GRANT_TYPE_JWT_BEARER, HEADER_AUTHORIZATION
-from .errors import InvalidClientError, InvalidRequestError
+from .errors import InvalidClientError, InvalidRequestError, SlowDownError
 
 
 class AuthenticatedClient(ClientMixin):
@@ -59,10 +59,37 @@ def _parse_basic(header: str) -> tuple[str, str]:
 class SecretClientAuthentication(ClientAuthentication):
     """Authlib's client-auth registry, narrowed to the two secret methods and checked strictly."""
 
-    def __init__(self, query_client=None):
-        super().__init__(query_client)
+    def __init__(self, runtime):
+        super().__init__(None)
+        self.runtime = runtime
 
     def authenticate(self, request, methods, endpoint="token"):
+        """Authenticate, with rate limits that never lock out a correct client: failures are counted
+        per source address (an address over its limit is refused before any lookup) and per client id
+        (only further *failed* attempts for that id get 429, a correct secret still works)."""
+        settings = self.runtime.settings
+        limiter = self.runtime.rate_limiter
+        address = request.remote_addr or "unknown"
+        decision = limiter.exceeded("authfail:addr:" + address, settings.rate_limit_auth_failures_per_address)
+        if not decision.allowed:
+            raise SlowDownError("Too many failed client authentications from this address; retry later.", decision.retry_after)
+        try:
+            client = self._authenticate(request, methods)
+        except InvalidClientError:
+            limiter.hit("authfail:addr:" + address, settings.rate_limit_auth_failures_per_address)
+            client_id = getattr(request, "attempted_client_id", None)
+            if client_id:
+                decision = limiter.hit("authfail:client:" + client_id[:64], settings.rate_limit_auth_failures_per_client)
+                if not decision.allowed:
+                    raise SlowDownError("Too many failed authentications for this client id; retry later.", decision.retry_after) from None
+            raise
+        if endpoint == "token":
+            decision = limiter.hit("token:client:" + client.client_id, settings.rate_limit_token_requests_per_client)
+            if not decision.allowed:
+                raise SlowDownError("Too many token requests for this client; retry later.", decision.retry_after)
+        return client
+
+    def _authenticate(self, request, methods):
         header = request.headers.get(HEADER_AUTHORIZATION, "")
         basic = header[:6].lower() == "basic "
         form = request.form
@@ -87,6 +114,7 @@ class SecretClientAuthentication(ClientAuthentication):
             raise InvalidClientError(
                 "Client authentication is required: use HTTP Basic (client_secret_basic) or client_id and client_secret in the form (client_secret_post)."
             )
+        request.attempted_client_id = client_id
         if method not in methods:
             raise InvalidClientError(f"This endpoint does not accept {method}.", basic_used=basic)
         match = authenticate_client_secret(client_id, secret)

@@ -62,6 +62,10 @@ class FormOAuth2Request(OAuth2Request):
         return self._request.args
 
     @property
+    def remote_addr(self):
+        return self._request.remote_addr
+
+    @property
     def form(self):
         return self._request.form
 
@@ -70,7 +74,7 @@ class AuthServer(AuthorizationServer):
     def __init__(self, runtime: OAuthRuntime):
         super().__init__()
         self.runtime = runtime
-        self._client_auth = SecretClientAuthentication()
+        self._client_auth = SecretClientAuthentication(runtime)
         self.register_grant(ConfidentialJWTBearerGrant)
         self.register_endpoint(AccessTokenIntrospection)
         self.register_endpoint(AccessTokenRevocation)

@@ -1,0 +1,74 @@
+"""Real server processes for tests that cross process and host boundaries."""
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import requests
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+AUTHSERVER = str(BIN / "authserver")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def cli(env: dict, *args: str, stdin: str | None = None) -> dict | list:
+    """Run `authserver ARGS --json` and return its JSON; fail the test with stderr otherwise."""
+    proc = subprocess.run([AUTHSERVER, *args, "--json"], env=env, capture_output=True, text=True, input=stdin, timeout=60)
+    assert proc.returncode == 0, f"authserver {args[0]} failed: {proc.stderr[-2000:]}"
+    return json.loads(proc.stdout)
+
+
+def server_env(instance: Path, issuer: str, **extra: str) -> dict:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AUTHSERVER_")}
+    env.update({"AUTHSERVER_INSTANCE_PATH": str(instance), "AUTHSERVER_ISSUER": issuer, "AUTHSERVER_LOG_LEVEL": "WARNING",
+                "AUTHSERVER_PURGE_INTERVAL": "0"})
+    env.update(extra)
+    return env
+
+
+@contextlib.contextmanager
+def running_server(env: dict, port: int, workers: int = 2, log_path: Path | None = None):
+    """`authserver serve` on 127.0.0.1:port until the block ends; waits (bounded) for /readyz."""
+    log = open(log_path or os.devnull, "wb")
+    proc = subprocess.Popen(
+        [AUTHSERVER, "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)],
+        env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            if proc.poll() is not None:
+                raise AssertionError(f"server on port {port} exited with {proc.returncode}")
+            try:
+                if requests.get(base + "/readyz", timeout=1).status_code == 200:
+                    break
+            except requests.RequestException:
+                pass
+            if time.monotonic() > deadline:
+                raise AssertionError(f"server on port {port} did not become ready")
+            time.sleep(0.2)
+        yield base
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=5)
+        log.close()
