@@ -145,6 +145,22 @@ def tree_cpu_seconds(root: int) -> tuple[float, int]:
     return total / CLK_TCK, len(pids)
 
 
+def machine_busy_seconds() -> float:
+    """CPU seconds the whole machine has spent busy (all cores), from /proc/stat."""
+    with open("/proc/stat") as fh:
+        fields = fh.readline().split()[1:]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(x) for x in fields[:8])
+    return (user + nice + system + irq + softirq + steal) / CLK_TCK
+
+
+def children_cpu_seconds() -> float:
+    """CPU seconds of this script's reaped children (wrk)."""
+    import resource
+
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
+
+
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
@@ -311,19 +327,24 @@ class RunResult:
     alg: str
     endpoint: str
     concurrency: int
+    data: str = ""  # "" or "seeded" (--large)
     requests: int = 0
     rps: float = 0.0
     p50_ms: float = 0.0
     p99_ms: float = 0.0
     errors: int = 0
     cpu_ms: float | None = None
+    db_cpu_ms: float | None = None
+    wrk_cpu_pct: float | None = None
+    other_cpu_pct: float | None = None
     note: str = ""
     failed: bool = False
     raw: dict = field(default_factory=dict)
 
     @property
     def label(self) -> str:
-        return f"{self.server} {self.endpoint} {self.database} {self.alg} c{self.concurrency}"
+        return (f"{self.server} {self.endpoint} {self.database}"
+                f"{' seeded' if self.data else ''} {self.alg} c{self.concurrency}")
 
 
 def wrk_threads(concurrency: int) -> int:
@@ -371,15 +392,21 @@ def measure(
     script: Path,
     script_arg: Path,
     duration: int,
+    db: "Database | None" = None,
 ) -> RunResult:
-    """Run wrk once against server and fill in result (including server CPU)."""
+    """Run wrk once against server and fill in result (including server CPU,
+    and for PostgreSQL the CPU of the database backends serving it)."""
     assert server.proc is not None
     pid = server.proc.pid
+    db0 = db.backend_cpu() if db is not None else None
     cpu0, nproc0 = tree_cpu_seconds(pid)
+    busy0, wrk0, wall0 = machine_busy_seconds(), children_cpu_seconds(), time.monotonic()
     raw = run_wrk(server.url, script, script_arg, result.concurrency, duration)
     # Let requests still in flight when wrk stopped finish before sampling.
     time.sleep(0.3)
     cpu1, nproc1 = tree_cpu_seconds(pid)
+    busy1, wrk1, wall1 = machine_busy_seconds(), children_cpu_seconds(), time.monotonic()
+    db1 = db.backend_cpu() if db is not None else None
     if server.proc.poll() is not None:
         raise BenchError(f"{server.name} died during the run" + server.log_tail())
     requests = raw["requests"] - raw.get("exhausted", 0)
@@ -394,6 +421,16 @@ def measure(
     result.p99_ms = raw["p99_us"] / 1000
     result.errors = raw["non200"] + raw.get("inactive", 0) + socket_errors
     result.cpu_ms = (cpu1 - cpu0) * 1000 / requests if requests else None
+    if db0 is not None and db1 is not None and requests:
+        # Backends that appeared during the run count from zero.
+        used = sum(max(0.0, t - db0.get(p, 0.0)) for p, t in db1.items())
+        result.db_cpu_ms = used * 1000 / requests
+    # Everything else the machine did meanwhile (other programs, PostgreSQL's
+    # own background processes): a high figure means the run was disturbed.
+    wall = wall1 - wall0
+    server_s = cpu1 - cpu0 + ((result.db_cpu_ms or 0) * requests / 1000)
+    result.wrk_cpu_pct = (wrk1 - wrk0) / wall * 100
+    result.other_cpu_pct = max(0.0, (busy1 - busy0) - server_s - (wrk1 - wrk0)) / wall * 100
     notes = []
     if raw.get("inactive"):
         notes.append(f"{raw['inactive']} inactive")
@@ -402,6 +439,8 @@ def measure(
             "socket errors: connect {connect_errors}, read {read_errors}, "
             "write {write_errors}, timeout {timeouts}".format(**raw)
         )
+    if result.other_cpu_pct > 15:
+        notes.append(f"other programs used {result.other_cpu_pct:.0f} % of a core meanwhile")
     if nproc0 != nproc1:
         notes.append(f"server processes {nproc0}→{nproc1}")
     if raw.get("stderr"):
@@ -412,7 +451,9 @@ def measure(
         f"    {result.label}: {result.rps:8.1f} req/s  p50 {result.p50_ms:6.2f} ms  "
         f"p99 {result.p99_ms:6.2f} ms  errors {result.errors}  "
         f"CPU {result.cpu_ms if result.cpu_ms is None else round(result.cpu_ms, 3)} ms/req"
-        f"  ({nproc1} server processes)"
+        + (f" + database {result.db_cpu_ms:.3f}" if result.db_cpu_ms is not None else "")
+        + f"  ({nproc1} server processes; wrk {result.wrk_cpu_pct:.0f} %,"
+        f" other {result.other_cpu_pct:.0f} % of a core)"
     )
     return result
 
@@ -542,6 +583,27 @@ class Database:
             log(f"  could not drop PostgreSQL database {self.pg_name}: {e}")
 
 
+    def backend_cpu(self) -> dict[int, float] | None:
+        """CPU seconds so far of each PostgreSQL backend connected to our database."""
+        if self.pg_name is None:
+            return None
+        import psycopg
+
+        with psycopg.connect(_libpq_url(self.admin_url), autocommit=True) as conn:
+            pids = [
+                r[0]
+                for r in conn.execute(
+                    "SELECT pid FROM pg_stat_activity WHERE datname = %s", (self.pg_name,)
+                )
+            ]
+        out = {}
+        for pid in pids:
+            st = _proc_stat(pid)
+            if st is not None:
+                out[pid] = st[1] / CLK_TCK
+        return out
+
+
 def _libpq_url(url: str) -> str:
     parts = urllib.parse.urlsplit(url)
     scheme = parts.scheme.split("+", 1)[0]
@@ -564,8 +626,10 @@ def cli(env: dict[str, str], cwd: Path, *argv: str) -> Any:
     except subprocess.TimeoutExpired:
         raise BenchError(f"`{shown}` did not finish within 300 s") from None
     if proc.returncode != 0:
+        err = [line for line in proc.stderr.strip().splitlines() if line.strip()]
+        last = err[-1].strip() if err else "(nothing on stderr)"
         raise BenchError(
-            f"`{shown}` exited with {proc.returncode}: {proc.stderr.strip()[-600:]}"
+            f"`{shown}` exited with {proc.returncode}: {last[:300]}\n" + "\n".join(err[-15:])
         )
     try:
         return json.loads(proc.stdout)
@@ -719,11 +783,18 @@ def run_authserver(
     instance.mkdir(mode=0o700)
     port = free_port()
     issuer = f"http://127.0.0.1:{port}"
+    phases = ["", "seeded"] if args.large else [""]
 
-    def failed(endpoint: str, c: int, why: str) -> None:
-        res = RunResult("authserver", db_label, alg, endpoint, c, failed=True)
-        res.note = why.splitlines()[0][:300]
-        results.append(res)
+    def mark_failed(why: str) -> None:
+        have = {(r.endpoint, r.concurrency, r.data) for r in results
+                if r.server == "authserver" and r.database == db_label and r.alg == alg}
+        for data in phases:
+            for endpoint in ("token", "introspect"):
+                for c in args.concurrency:
+                    if (endpoint, c, data) not in have:
+                        res = RunResult("authserver", db_label, alg, endpoint, c, data=data, failed=True)
+                        res.note = why.splitlines()[0][:300]
+                        results.append(res)
 
     with Database(db_kind, admin_url, instance) as db:
         env = dict(os.environ)
@@ -738,13 +809,9 @@ def run_authserver(
         env.update(args.env)
         try:
             s = setup_authserver(env, work, issuer)
-            if args.large:
-                seed(db.url, s, args)
         except BenchError as e:
             log(f"  FAILED to set up: {e}")
-            for endpoint in ("token", "introspect"):
-                for c in args.concurrency:
-                    failed(endpoint, c, f"set-up failed: {e}")
+            mark_failed(f"set-up failed: {e}")
             return
 
         cmd = [
@@ -784,43 +851,45 @@ def run_authserver(
                 basic_auth(s.rs_client_id, s.rs_client_secret) + "\n" + access_token + "\n",
             )
 
-            # Warm-up of both workers (results discarded).
-            warm = work / "warmup.txt"
-            write_assertion_file(warm, s, 2000)
-            run_wrk(server.url, WRK_DIR / "token.lua", warm, 4, 1)
-            run_wrk(server.url, WRK_DIR / "introspect.lua", intro_file, 4, 1)
+            for data in phases:
+                if data == "seeded":
+                    # Same server, same configuration, now with a large database.
+                    seed(db.url, s, args)
+                # Warm-up of both workers (results discarded).
+                warm = work / "warmup.txt"
+                write_assertion_file(warm, s, 2000)
+                run_wrk(server.url, WRK_DIR / "token.lua", warm, 4, 1)
+                run_wrk(server.url, WRK_DIR / "introspect.lua", intro_file, 4, 1)
 
-            for c in args.concurrency:
-                res = _measure_token(server, s, work, args, db_label, alg, c)
-                results.append(res)
-            for c in args.concurrency:
-                res = RunResult("authserver", db_label, alg, "introspect", c)
-                try:
-                    measure(server, res, WRK_DIR / "introspect.lua", intro_file, args.duration)
-                except BenchError as e:
-                    res.failed, res.note = True, str(e).splitlines()[0][:300]
-                    log(f"    {res.label}: FAILED {e}")
-                results.append(res)
+                for c in args.concurrency:
+                    res = _measure_token(server, s, work, args, db_label, alg, c, db, data)
+                    results.append(res)
+                for c in args.concurrency:
+                    res = RunResult("authserver", db_label, alg, "introspect", c, data=data)
+                    try:
+                        measure(server, res, WRK_DIR / "introspect.lua", intro_file, args.duration, db)
+                    except BenchError as e:
+                        res.failed, res.note = True, str(e).splitlines()[0][:300]
+                        log(f"    {res.label}: FAILED {e}")
+                    results.append(res)
         except BenchError as e:
             log(f"  FAILED: {e}")
-            have = {(r.endpoint, r.concurrency) for r in results
-                    if r.server == "authserver" and r.database == db_label and r.alg == alg}
-            for endpoint in ("token", "introspect"):
-                for c in args.concurrency:
-                    if (endpoint, c) not in have:
-                        failed(endpoint, c, str(e))
+            mark_failed(str(e))
         finally:
             server.stop()
 
 
-def _measure_token(server: Server, s: Setup, work: Path, args, db_label: str, alg: str, c: int) -> RunResult:
+def _measure_token(
+    server: Server, s: Setup, work: Path, args, db_label: str, alg: str, c: int,
+    db: Database, data: str,
+) -> RunResult:
     count = max(1000, int(args.duration * args.assertion_rate))
     path = work / f"assertions-c{c}.txt"
     for attempt in range(3):  # bounded: at most two retries with more assertions
-        res = RunResult("authserver", db_label, alg, "token", c)
+        res = RunResult("authserver", db_label, alg, "token", c, data=data)
         try:
             write_assertion_file(path, s, count)
-            measure(server, res, WRK_DIR / "token.lua", path, args.duration)
+            measure(server, res, WRK_DIR / "token.lua", path, args.duration, db)
         except BenchError as e:
             res.failed, res.note = True, str(e).splitlines()[0][:300]
             log(f"    {res.label}: FAILED {e}")
@@ -843,14 +912,17 @@ def seed(db_url: str, s: Setup, args) -> None:
         raise BenchError(f"--large needs bench/seed_large.py: {e}") from None
     t0 = time.monotonic()
     log("  seeding the database (--large) …")
-    seed_large.seed(
-        db_url,
-        tokens=args.large_tokens,
-        clients=args.large_clients,
-        account_id=s.account_id,
-        client_id=s.client_id,
-        log=log,
-    )
+    try:
+        seed_large.seed(
+            db_url,
+            tokens=args.large_tokens,
+            clients=args.large_clients,
+            account_id=s.account_id,
+            client_id=s.client_id,
+            log=log,
+        )
+    except (Exception, SystemExit) as e:
+        raise BenchError(f"seeding failed: {e}") from None
     log(f"  seeded in {time.monotonic() - t0:.0f} s")
 
 
@@ -911,7 +983,14 @@ def fmt(v: float | None, digits: int = 2) -> str:
     return "–" if v is None else f"{v:.{digits}f}"
 
 
-def render(results: list[RunResult], args, started: float, notes: list[str]) -> str:
+def load_average() -> str:
+    try:
+        return " ".join(open("/proc/loadavg").read().split()[:3])
+    except OSError:
+        return "unknown"
+
+
+def render(results: list[RunResult], args, started: float, notes: list[str], load0: str) -> str:
     base = {
         r.concurrency: r.rps
         for r in results
@@ -925,39 +1004,45 @@ def render(results: list[RunResult], args, started: float, notes: list[str]) -> 
         f"- machine: {machine_description()}",
         f"- software: {versions()}",
         f"- command: `{' '.join(['bench/run.py', *sys.argv[1:]])}`",
-        f"- runs: {args.duration} s each, wrk -t1 -c1 and -t2 -c16, gunicorn with {args.workers} workers;"
+        f"- load average (1, 5, 15 min) before the run: {load0}; after: {load_average()}",
+        f"- runs: {args.duration} s each after a 1 s warm-up, "
+        + ", ".join(f"wrk -t{wrk_threads(c)} -c{c}" for c in args.concurrency)
+        + f", gunicorn with {args.workers} workers;"
         f" wall time {time.monotonic() - started:.0f} s"
-        + (f"; database seeded with {args.large_tokens:,} tokens and {args.large_clients:,} clients" if args.large else ""),
+        + (f"; rows marked 'seeded' were measured after adding {args.large_tokens:,} access tokens "
+           f"and {args.large_clients:,} clients to the same database" if args.large else ""),
         "",
-        "| server | endpoint | database | access token | conc. | req/s | p50 ms | p99 ms | errors | CPU ms/req | × baseline |",
-        "|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| server | endpoint | database | access token | conc. | req/s | p50 ms | p99 ms | errors | CPU ms/req | DB CPU ms/req | × baseline |",
+        "|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in results:
+        dbcol = r.database + (", seeded" if r.data else "")
         if r.failed:
             lines.append(
-                f"| {r.server} | {r.endpoint} | {r.database} | {r.alg} | {r.concurrency} "
-                f"| failed | | | | | |"
+                f"| {r.server} | {r.endpoint} | {dbcol} | {r.alg} | {r.concurrency} "
+                f"| failed | | | | | | |"
             )
             continue
         ratio = f"{r.rps / base[r.concurrency]:.2f}" if r.concurrency in base else "–"
         lines.append(
-            f"| {r.server} | {r.endpoint} | {r.database} | {r.alg} | {r.concurrency} "
+            f"| {r.server} | {r.endpoint} | {dbcol} | {r.alg} | {r.concurrency} "
             f"| {r.rps:.0f} | {fmt(r.p50_ms)} | {fmt(r.p99_ms)} | {r.errors} "
-            f"| {fmt(r.cpu_ms, 3)} | {ratio} |"
+            f"| {fmt(r.cpu_ms, 3)} | {fmt(r.db_cpu_ms, 3)} | {ratio} |"
         )
     lines.append("")
     lines.append(
         "req/s counts completed requests; errors = non-200 answers + introspection answers that "
         "were not active + socket errors; CPU ms/req = user+system CPU of the server's master and "
-        "workers during the run ÷ completed requests; × baseline = req/s ÷ the baseline's req/s "
-        "at the same concurrency."
+        "workers during the run ÷ completed requests (SQLite runs inside the workers, so it is "
+        "included); DB CPU ms/req = the same for the PostgreSQL backends connected to the "
+        "benchmark's database; × baseline = req/s ÷ the baseline's req/s at the same concurrency."
     )
 
     # Targets (issue 4): JWT bearer, ES256, SQLite, concurrency 16.
-    def find(endpoint: str, db: str = "sqlite", alg: str = "ES256", c: int = 16):
+    def find(endpoint: str, db: str = "sqlite", alg: str = "ES256", c: int = 16, data: str = ""):
         for r in results:
-            if (r.server, r.endpoint, r.database, r.alg, r.concurrency) == (
-                "authserver", endpoint, db, alg, c,
+            if (r.server, r.endpoint, r.database, r.alg, r.concurrency, r.data) == (
+                "authserver", endpoint, db, alg, c, data,
             ) and not r.failed:
                 return r
         return None
@@ -981,6 +1066,30 @@ def render(results: list[RunResult], args, started: float, notes: list[str]) -> 
         lines += ["| target | measured | met |", "|---|---:|---|"]
         for what, measured, ok in checks:
             lines.append(f"| {what} | {measured} | {'yes' if ok else 'NO'} |")
+
+    seeded = [r for r in results if r.data and not r.failed]
+    if seeded:
+        lines += [
+            "",
+            "## Growth with the data (seeded ÷ unseeded, same server and database; target: within 10 %)",
+            "",
+            "| endpoint | database | access token | conc. | req/s | CPU ms/req | p99 |",
+            "|---|---|---|---:|---:|---:|---:|",
+        ]
+
+        def pct(a: float | None, b: float | None) -> str:
+            if a is None or not b:
+                return "–"
+            return f"{(a / b - 1) * 100:+.1f} %"
+
+        for r in seeded:
+            b = find(r.endpoint, r.database, r.alg, r.concurrency, "")
+            if b is None:
+                continue
+            lines.append(
+                f"| {r.endpoint} | {r.database} | {r.alg} | {r.concurrency} "
+                f"| {pct(r.rps, b.rps)} | {pct(r.cpu_ms, b.cpu_ms)} | {pct(r.p99_ms, b.p99_ms)} |"
+            )
 
     failed = [r for r in results if r.failed or r.note]
     if failed or notes:
@@ -1075,6 +1184,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     signal.signal(signal.SIGTERM, _on_sigterm)
     started = time.monotonic()
+    load0 = load_average()
     results: list[RunResult] = []
     notes: list[str] = []
     tmp = Path(tempfile.mkdtemp(prefix="authserver-bench-"))
@@ -1102,7 +1212,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             shutil.rmtree(tmp, ignore_errors=True)
 
-    report = render(results, args, started, notes)
+    report = render(results, args, started, notes, load0)
     print(report)
     out = Path(args.output)
     out.parent.mkdir(parents=True, exist_ok=True)
