@@ -114,3 +114,16 @@ def authenticate_user(email: object, password: object) -> Account | None:
     if account is None or account.password_hash is None or account.kind != "user" or account.disabled_at is not None:
         return None
     return account
+
+
+def active_admin(account_id: object, org_id: object) -> Account | None:
+    """The account that may manage `org_id` (console session or management token), or None:
+    it must still exist, belong to that organization, be a user, an admin, and not be disabled."""
+    if not isinstance(account_id, str) or not isinstance(org_id, str):
+        return None
+    account = db.session.get(Account, account_id)
+    if account is None or account.org_id != org_id or account.kind != "user" or not account.is_admin:
+        return None
+    if account.disabled_at is not None:
+        return None
+    return account

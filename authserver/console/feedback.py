@@ -1,0 +1,39 @@
+"""The one place where a domain failure becomes what the console shows: a form error or a flash."""
+from __future__ import annotations
+
+from typing import Callable, TypeVar
+
+from flask import flash
+
+from ..errors import DomainError, NotFound
+
+T = TypeVar("T")
+
+
+class FormErrors(dict):
+    """Messages by form field ("form" for the form as a whole), with the HTTP status to answer."""
+
+    def __init__(self, messages: dict[str, str] | None = None, status: int = 400):
+        super().__init__(messages or {})
+        self.status = status
+
+
+def form_errors(exc: DomainError, fields: tuple[str, ...], default: str = "form") -> FormErrors:
+    """Attach the service's message to the field it names when the form has that field."""
+    field = exc.field if exc.field in fields else default
+    return FormErrors({field: exc.message}, status=exc.status)
+
+
+def attempt(fields: tuple[str, ...], action: Callable[..., T], *args, default: str = "form", **kwargs) -> tuple[T | None, FormErrors]:
+    """Run a service call. A refused rule becomes form errors; NotFound stays a 404 page."""
+    try:
+        return action(*args, **kwargs), FormErrors()
+    except NotFound:
+        raise
+    except DomainError as exc:
+        return None, form_errors(exc, fields, default)
+
+
+def flash_errors(errors: FormErrors) -> None:
+    for message in errors.values():
+        flash(message, "error")

@@ -1,0 +1,402 @@
+"""Routes of the developer console. Each view parses the form, calls one service, renders or redirects."""
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+
+from flask import Blueprint, Response, abort, flash, g, redirect, render_template, request, url_for
+from flask_wtf.csrf import CSRFError
+from werkzeug.exceptions import HTTPException
+
+from .. import clock
+from ..errors import DomainError, NotFound
+from ..services.accounts import create_account, disable_account, get_account, list_accounts
+from ..services.audit import list_events
+from ..services.client_keys import add_key, delete_key, get_key, list_keys
+from ..services.client_secrets import add_secret, delete_secret, get_secret, list_secrets
+from ..services.clients import delete_client, get_client, list_clients, register_client, update_client
+from ..services.common import DESCRIPTION_MAX, NAME_MAX, Actor, current_settings
+from ..services.icons import ICON_MAX_BYTES
+from ..services.organizations import get_organization
+from . import auth
+from .feedback import FormErrors, attempt, flash_errors
+
+bp = Blueprint(
+    "console", __name__, url_prefix="/console",
+    template_folder="templates", static_folder="static", static_url_path="/static",
+)
+
+PUBLIC_ENDPOINTS = {"console.sign_in", "console.static"}
+AUDIT_PAGE_SIZE = 50
+# Everything the console loads comes from this origin; no inline script, no framing.
+CONTENT_SECURITY_POLICY = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; "
+    "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+)
+APP_FIELDS = ("name", "description", "icon")
+KEY_FIELDS = ("key", "kid")
+
+
+# --- request plumbing -------------------------------------------------------------------------
+
+@bp.before_request
+def require_admin():
+    g.admin = None
+    if request.endpoint in PUBLIC_ENDPOINTS:
+        return None
+    admin = auth.signed_in_admin()
+    if admin is None:
+        wanted = request.full_path.rstrip("?") if request.method == "GET" else None
+        return redirect(url_for(".sign_in", next=wanted), 303)
+    g.admin = admin
+    g.org = get_organization(admin.org_id)
+    return None
+
+
+@bp.after_request
+def security_headers(response: Response) -> Response:
+    response.headers.setdefault("Cache-Control", "no-store")
+    response.headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
+    response.headers["X-Frame-Options"] = "DENY"
+    response.headers["Referrer-Policy"] = "same-origin"
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    return response
+
+
+def format_time(timestamp: int | None) -> str:
+    if timestamp is None:
+        return "never"
+    return datetime.fromtimestamp(timestamp, tz=timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+
+
+@bp.context_processor
+def template_helpers() -> dict:
+    return {
+        "format_time": format_time,
+        "iso_time": clock.isoformat,
+        "NAME_MAX": NAME_MAX,
+        "DESCRIPTION_MAX": DESCRIPTION_MAX,
+        "ICON_MAX_KIB": ICON_MAX_BYTES // 1024,
+    }
+
+
+def actor() -> Actor:
+    return Actor(g.admin.account_id, request.remote_addr)
+
+
+def org_id() -> str:
+    return g.admin.org_id
+
+
+def safe_next(target: str | None) -> str | None:
+    """Only console paths of this site: never another host (open redirect)."""
+    if not target or not target.startswith("/console/") or "//" in target or "\\" in target:
+        return None
+    return target
+
+
+def uploaded_icon() -> bytes | None:
+    upload = request.files.get("icon")
+    if upload is None or not upload.filename:
+        return None
+    return upload.read(ICON_MAX_BYTES + 1)  # one byte more than allowed is enough to refuse it
+
+
+def see_other(endpoint: str, **values) -> Response:
+    return redirect(url_for(endpoint, **values), 303)
+
+
+def page(template: str, status: int = 200, **context):
+    return render_template(f"console/{template}", **context), status
+
+
+# --- errors -----------------------------------------------------------------------------------
+
+def error_page(status: int, title: str, message: str):
+    return page("error.html", status, title=title, message=message)
+
+
+@bp.errorhandler(NotFound)
+def not_found_domain(exc: NotFound):
+    return error_page(404, "Not found", exc.message + " It may have been deleted, or it belongs to another organization.")
+
+
+@bp.errorhandler(DomainError)
+def domain_error(exc: DomainError):
+    return error_page(exc.status, exc.title, exc.message)
+
+
+@bp.errorhandler(CSRFError)
+def csrf_error(exc: CSRFError):
+    return error_page(
+        400, "This form has expired",
+        "The form was missing its security token or the token did not match your session, so nothing was changed. "
+        "Go back, reload the page and try again.",
+    )
+
+
+@bp.errorhandler(HTTPException)
+def http_error(exc: HTTPException):
+    code = exc.code or 500
+    messages = {
+        404: "There is no such page. It may have been deleted, or it belongs to another organization.",
+        405: "This page does not accept that kind of request.",
+        413: f"The upload is too large. Icons may be at most {ICON_MAX_BYTES // 1024} KiB.",
+    }
+    return error_page(code, exc.name, messages.get(code, exc.description or exc.name))
+
+
+# --- signing in and out -----------------------------------------------------------------------
+
+@bp.route("/sign-in", methods=["GET", "POST"])
+def sign_in():
+    next_url = safe_next(request.values.get("next"))
+    if request.method == "GET":
+        if auth.signed_in_admin() is not None:
+            return redirect(next_url or url_for(".apps"), 303)
+        return page("sign_in.html", email="", next_url=next_url, error=None)
+    email = request.form.get("email", "")
+    result = auth.sign_in(email, request.form.get("password", ""), request.remote_addr)
+    if result.account is None:
+        body, status = page("sign_in.html", result.status, email=email, next_url=next_url, error=result.message)
+        headers = {"Retry-After": str(result.retry_after)} if result.retry_after else {}
+        return body, status, headers
+    auth.start_session(result.account)
+    return redirect(next_url or url_for(".apps"), 303)
+
+
+@bp.post("/sign-out")
+def sign_out():
+    auth.end_session()
+    flash("You have signed out.", "success")
+    return see_other(".sign_in")
+
+
+@bp.get("/")
+def index():
+    return see_other(".apps")
+
+
+# --- applications -----------------------------------------------------------------------------
+
+@bp.get("/apps")
+def apps():
+    return page("apps.html", section="apps", clients=list_clients(org_id()))
+
+
+@bp.route("/apps/new", methods=["GET", "POST"])
+def new_app():
+    form = {"name": "", "description": ""}
+    errors = FormErrors()
+    if request.method == "POST":
+        form = {"name": request.form.get("name", ""), "description": request.form.get("description", "")}
+        client, errors = attempt(
+            APP_FIELDS, register_client, org_id(), form["name"],
+            description=form["description"], icon=uploaded_icon(), actor=actor(),
+        )
+        if client is not None:
+            flash(f"Registered “{client.name}”. Next: add a secret and a public key.", "success")
+            return see_other(".app_detail", client_id=client.client_id)
+    return page("app_new.html", errors.status if errors else 200, section="apps", form=form, errors=errors)
+
+
+def render_app_detail(client_id: str, *, status: int = 200, new_secret=None, key_form=None, key_errors=None):
+    client = get_client(client_id, org_id())
+    return page(
+        "app_detail.html", status, section="apps", client=client,
+        secrets=list_secrets(client.client_id), keys=list_keys(client.client_id),
+        new_secret=new_secret, key_form=key_form or {"key": "", "kid": ""}, key_errors=key_errors or FormErrors(),
+        token_endpoint=current_settings().token_endpoint,
+    )
+
+
+@bp.get("/apps/<client_id>")
+def app_detail(client_id: str):
+    return render_app_detail(client_id)
+
+
+@bp.route("/apps/<client_id>/edit", methods=["GET", "POST"])
+def edit_app(client_id: str):
+    client = get_client(client_id, org_id())
+    form = {"name": client.name, "description": client.description}
+    errors = FormErrors()
+    if request.method == "POST":
+        form = {"name": request.form.get("name", ""), "description": request.form.get("description", "")}
+        changes: dict = dict(form)
+        icon = uploaded_icon()
+        if icon is not None:
+            changes["icon"] = icon
+        elif request.form.get("remove_icon"):
+            changes["icon"] = None
+        updated, errors = attempt(APP_FIELDS, update_client, client.client_id, org_id(), actor=actor(), **changes)
+        if updated is not None:
+            flash("Your changes are saved.", "success")
+            return see_other(".app_detail", client_id=client.client_id)
+        client = get_client(client_id, org_id())
+    return page("app_edit.html", errors.status if errors else 200, section="apps", client=client, form=form, errors=errors)
+
+
+@bp.route("/apps/<client_id>/delete", methods=["GET", "POST"])
+def delete_app(client_id: str):
+    client = get_client(client_id, org_id())
+    if request.method == "GET":
+        return page(
+            "confirm.html", section="apps", title=f"Delete “{client.name}”?",
+            message="The app, its secrets and its public keys are deleted, and every access token it holds stops "
+                    "working at once. This cannot be undone.",
+            action=url_for(".delete_app", client_id=client.client_id), button="Delete app",
+            cancel=url_for(".app_detail", client_id=client.client_id),
+        )
+    name = client.name
+    _, errors = attempt((), delete_client, client.client_id, org_id(), actor=actor())
+    if errors:
+        flash_errors(errors)
+        return see_other(".app_detail", client_id=client.client_id)
+    flash(f"Deleted “{name}”.", "success")
+    return see_other(".apps")
+
+
+@bp.get("/apps/<client_id>/icon")
+def app_icon(client_id: str):
+    client = get_client(client_id, org_id())
+    if client.icon is None:
+        abort(404)
+    response = Response(client.icon, mimetype=client.icon_content_type or "image/png")
+    response.headers["Cache-Control"] = "private, max-age=86400"  # the URL carries ?v=updated_at
+    response.headers["Content-Disposition"] = "inline"
+    return response
+
+
+# --- secrets ----------------------------------------------------------------------------------
+
+@bp.post("/apps/<client_id>/secrets")
+def add_client_secret(client_id: str):
+    client = get_client(client_id, org_id())
+    new_secret, errors = attempt((), add_secret, client.client_id, org_id(), actor=actor())
+    if errors:
+        flash_errors(errors)
+        return see_other(".app_detail", client_id=client.client_id)
+    # Rendered in this response only: never put in the session, a cookie or a redirect URL.
+    return render_app_detail(client.client_id, new_secret=new_secret)
+
+
+@bp.route("/apps/<client_id>/secrets/<secret_id>/delete", methods=["GET", "POST"])
+def delete_client_secret(client_id: str, secret_id: str):
+    client = get_client(client_id, org_id())
+    secret = get_secret(client.client_id, secret_id, org_id())
+    if request.method == "GET":
+        return page(
+            "confirm.html", section="apps", title="Delete this secret?",
+            message=f"Secret {secret.secret_id} of “{client.name}” stops authenticating immediately. "
+                    "Access tokens it already obtained stay valid until they expire.",
+            action=url_for(".delete_client_secret", client_id=client.client_id, secret_id=secret.secret_id),
+            button="Delete secret", cancel=url_for(".app_detail", client_id=client.client_id),
+        )
+    _, errors = attempt((), delete_secret, client.client_id, secret.secret_id, org_id(), actor=actor())
+    if errors:
+        flash_errors(errors)
+    else:
+        flash(f"Deleted secret {secret_id}. It no longer authenticates.", "success")
+    return redirect(url_for(".app_detail", client_id=client.client_id) + "#secrets", 303)
+
+
+# --- public keys ------------------------------------------------------------------------------
+
+@bp.post("/apps/<client_id>/keys")
+def add_client_key(client_id: str):
+    client = get_client(client_id, org_id())
+    key_form = {"key": request.form.get("key", ""), "kid": request.form.get("kid", "")}
+    key, errors = attempt(
+        KEY_FIELDS, add_key, client.client_id, key_form["key"], kid=key_form["kid"].strip() or None,
+        org_id=org_id(), actor=actor(), default="key",
+    )
+    if key is None:
+        return render_app_detail(client.client_id, status=errors.status, key_form=key_form, key_errors=errors)
+    flash(f"Added public key {key.kid} ({key.key_type}).", "success")
+    return redirect(url_for(".app_detail", client_id=client.client_id) + "#keys", 303)
+
+
+@bp.route("/apps/<client_id>/keys/<path:kid>/delete", methods=["GET", "POST"])
+def delete_client_key(client_id: str, kid: str):
+    client = get_client(client_id, org_id())
+    key = get_key(client.client_id, kid, org_id())
+    if request.method == "GET":
+        return page(
+            "confirm.html", section="apps", title="Delete this public key?",
+            message=f"Assertions signed with key {key.kid} ({key.key_type}) will be refused from now on.",
+            action=url_for(".delete_client_key", client_id=client.client_id, kid=key.kid),
+            button="Delete key", cancel=url_for(".app_detail", client_id=client.client_id),
+        )
+    _, errors = attempt((), delete_key, client.client_id, key.kid, org_id(), actor=actor())
+    if errors:
+        flash_errors(errors)
+    else:
+        flash(f"Deleted public key {kid}.", "success")
+    return redirect(url_for(".app_detail", client_id=client.client_id) + "#keys", 303)
+
+
+# --- service accounts -------------------------------------------------------------------------
+
+@bp.route("/accounts", methods=["GET", "POST"])
+def service_accounts():
+    form = {"name": ""}
+    errors = FormErrors()
+    if request.method == "POST":
+        form = {"name": request.form.get("name", "")}
+        account, errors = attempt(("name",), create_account, org_id(), form["name"], "service", actor=actor())
+        if account is not None:
+            flash(f"Created service account “{account.name}”. Use {account.account_id} as the sub of its assertions.", "success")
+            return see_other(".service_accounts")
+    return page(
+        "accounts.html", errors.status if errors else 200, section="accounts",
+        accounts=list_accounts(org_id(), kind="service"), form=form, errors=errors,
+    )
+
+
+def service_account(account_id: str):
+    account = get_account(account_id, org_id())
+    if account.kind != "service":
+        raise NotFound("Service account not found.")
+    return account
+
+
+@bp.route("/accounts/<account_id>/disable", methods=["GET", "POST"])
+def disable_service_account(account_id: str):
+    account = service_account(account_id)
+    if request.method == "GET":
+        return page(
+            "confirm.html", section="accounts", title=f"Disable “{account.name}”?",
+            message="No new tokens are issued for this account, and its current tokens stop introspecting as active. "
+                    "Disabling cannot be undone.",
+            action=url_for(".disable_service_account", account_id=account.account_id), button="Disable account",
+            cancel=url_for(".service_accounts"),
+        )
+    _, errors = attempt((), disable_account, account.account_id, org_id(), actor=actor())
+    if errors:
+        flash_errors(errors)
+    else:
+        flash(f"Disabled “{account.name}”.", "success")
+    return see_other(".service_accounts")
+
+
+# --- audit log --------------------------------------------------------------------------------
+
+@bp.get("/audit")
+def audit_log():
+    before = request.args.get("before", type=int)
+    events = list_events(org_id(), limit=AUDIT_PAGE_SIZE + 1, before_id=before)
+    older = events[AUDIT_PAGE_SIZE - 1].id if len(events) > AUDIT_PAGE_SIZE else None
+    people = {a.account_id: a for a in list_accounts(org_id())}
+    rows = []
+    for event in events[:AUDIT_PAGE_SIZE]:
+        try:
+            details = json.loads(event.details or "{}")
+        except ValueError:
+            details = {}
+        who = people.get(event.actor)
+        rows.append({
+            "event": event,
+            "actor": (who.email or who.name) if who is not None else event.actor,
+            "details": details if isinstance(details, dict) else {},
+        })
+    return page("audit.html", section="audit", rows=rows, older=older, paged=before is not None)
