@@ -15,6 +15,7 @@ from ..config import Settings
 from ..services.signing_keys import KeyRing
 from .assertions import ClientKeyCache
 from .client_auth import SecretClientAuthentication
+from .constants import GRANT_TYPE_JWT_BEARER
 from .grants import ConfidentialJWTBearerGrant
 from .introspection import AccessTokenIntrospection
 from .revocation import AccessTokenRevocation
@@ -95,4 +96,7 @@ class AuthServer(AuthorizationServer):
 
     def handle_error_response(self, request, error):
         self.runtime.metrics.oauth_error(getattr(error, "error", "unknown"))
+        if not error.description and error.error == "unsupported_grant_type":
+            # Authlib renders `description` only, and leaves this one empty (SPEC §4: every error has one).
+            error.description = f"The grant_type is not supported: use {GRANT_TYPE_JWT_BEARER}."
         return super().handle_error_response(request, error)

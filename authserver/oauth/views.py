@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from authlib.consts import default_json_headers
 from flask import Blueprint, Response, current_app, json, request
+from werkzeug.exceptions import MethodNotAllowed
 
 from ..services.signing_keys import jwks
 from .constants import (
@@ -30,10 +31,13 @@ def check_form_request():
     limit = _server().runtime.settings.oauth_max_body_bytes
     if request.content_length is not None and request.content_length > limit:
         return _error(RequestTooLargeError(f"The request body is larger than {limit} bytes."))
-    request.max_content_length = limit
+    # One byte over the limit: a chunked body (no Content-Length) is cut there, so reaching it means too large.
+    request.max_content_length = limit + 1
     if request.mimetype != FORM_CONTENT_TYPE:
         return _error(InvalidRequestError("The request body must be application/x-www-form-urlencoded."))
     form = request.form  # parsed within max_content_length
+    if request.stream.tell() > limit:
+        return _error(RequestTooLargeError(f"The request body is larger than {limit} bytes."))
     for key in form:
         if len(form.getlist(key)) > 1:
             return _error(InvalidRequestError("A request parameter is repeated: each may appear at most once."))
@@ -94,4 +98,7 @@ def oauth_error_for_status(status: int) -> Response:
         413: "The request body is too large.",
     }
     body = {"error": "invalid_request", "error_description": messages.get(status, "The request is invalid.")}
-    return Response(json.dumps(body), status=status, headers=default_json_headers)
+    headers = list(default_json_headers)
+    if isinstance(request.routing_exception, MethodNotAllowed) and request.routing_exception.valid_methods:
+        headers.append(("Allow", ", ".join(sorted(request.routing_exception.valid_methods))))  # RFC 9110 §15.5.6
+    return Response(json.dumps(body), status=status, headers=headers)

@@ -16,7 +16,14 @@ def short(value: str, keep: int = 8) -> str:
 
 
 def body_text(response) -> str:
-    return response.get_data(as_text=True)[:400]
+    """The answer for an assertion message, with any access token shortened."""
+    try:
+        body = json.loads(response.get_data(as_text=True))
+    except ValueError:
+        return response.get_data(as_text=True)[:400]
+    if isinstance(body, dict) and "access_token" in body:
+        body["access_token"] = short(body["access_token"])
+    return json.dumps(body)[:400]
 
 
 def assert_no_store(response) -> None:
