@@ -61,6 +61,9 @@ def create_app(overrides: dict | None = None) -> Flask:
 
     configure_logging(settings.log_level)
     _init_oauth(app, settings)
+    from . import store
+
+    app.teardown_appcontext(store.release)
     _register_health(app)
     _register_error_handlers(app)
     _register_request_hooks(app)

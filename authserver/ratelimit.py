@@ -6,9 +6,10 @@ from dataclasses import dataclass
 
 from sqlalchemy import bindparam, delete, select
 
-from . import clock
+from . import clock, store
 from .extensions import db
 from .models import RateLimitCounter
+from .store import Prepared
 
 log = logging.getLogger(__name__)
 WINDOW = 60  # seconds
@@ -28,31 +29,20 @@ def _bucket(key: str, now: int) -> tuple[str, int]:
     return f"{key}@{start}", start + WINDOW
 
 
+def _upsert_statement(dialect_name: str):
+    if dialect_name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    stmt = insert(RateLimitCounter).values(bucket=bindparam("bucket"), count=1, expires_at=bindparam("expires_at"))
+    return stmt.on_conflict_do_update(
+        index_elements=[RateLimitCounter.bucket], set_={"count": RateLimitCounter.count + 1}
+    ).returning(RateLimitCounter.count)
+
+
 class DatabaseRateLimiter:
-    _READ = select(RateLimitCounter.count).where(RateLimitCounter.bucket == bindparam("bucket"))
-
-    def _upsert(self, bucket: str, expires_at: int):
-        dialect = db.engine.dialect.name
-        if dialect == "postgresql":
-            from sqlalchemy.dialects.postgresql import insert
-        else:
-            from sqlalchemy.dialects.sqlite import insert
-        stmt = insert(RateLimitCounter).values(bucket=bucket, count=1, expires_at=expires_at)
-        stmt = stmt.on_conflict_do_update(
-            index_elements=[RateLimitCounter.bucket], set_={"count": RateLimitCounter.count + 1}
-        ).returning(RateLimitCounter.count)
-        return db.session.execute(stmt).scalar_one()
-
-    def hit(self, key: str, limit: int, *, commit: bool = True) -> RateDecision:
-        """Count one event; refuse once the window holds more than `limit` events."""
-        if limit <= 0:
-            return ALLOWED
-        now = clock.now()
-        bucket, expires_at = _bucket(key, now)
-        count = self._upsert(bucket, expires_at)
-        if commit:
-            db.session.commit()
-        return RateDecision(True) if count <= limit else RateDecision(False, expires_at - now)
+    _UPSERT = Prepared(_upsert_statement)
+    _READ = Prepared(select(RateLimitCounter.count).where(RateLimitCounter.bucket == bindparam("bucket")))
 
     def exceeded(self, key: str, limit: int) -> RateDecision:
         """Whether the current window already holds more than `limit` events (counts nothing)."""
@@ -60,7 +50,20 @@ class DatabaseRateLimiter:
             return ALLOWED
         now = clock.now()
         bucket, expires_at = _bucket(key, now)
-        count = db.session.execute(self._READ, {"bucket": bucket}).scalar() or 0
+        row = store.fetch_one(self._READ, {"bucket": bucket})
+        count = row[0] if row is not None else 0
+        return RateDecision(True) if count <= limit else RateDecision(False, expires_at - now)
+
+    def hit(self, key: str, limit: int, *, commit: bool = True) -> RateDecision:
+        """Count one event; refuse once the window holds more than `limit` events.
+        With commit=False the count joins the request's transaction."""
+        if limit <= 0:
+            return ALLOWED
+        now = clock.now()
+        bucket, expires_at = _bucket(key, now)
+        count = store.fetch_one(self._UPSERT, {"bucket": bucket, "expires_at": expires_at})[0]
+        if commit:
+            store.commit()
         return RateDecision(True) if count <= limit else RateDecision(False, expires_at - now)
 
     def purge(self) -> int:

@@ -64,30 +64,25 @@ class SecretClientAuthentication(ClientAuthentication):
         self.runtime = runtime
 
     def authenticate(self, request, methods, endpoint="token"):
-        """Authenticate, with rate limits that never lock out a correct client: failures are counted
-        per source address (an address over its limit is refused before any lookup) and per client id
-        (only further *failed* attempts for that id get 429, a correct secret still works)."""
-        settings = self.runtime.settings
-        limiter = self.runtime.rate_limiter
-        address = request.remote_addr or "unknown"
-        decision = limiter.exceeded("authfail:addr:" + address, settings.rate_limit_auth_failures_per_address)
-        if not decision.allowed:
-            raise SlowDownError("Too many failed client authentications from this address; retry later.", decision.retry_after)
+        """Authenticate, with failure limits that never lock out a correct client: failed attempts are
+        counted per source address and per client id, and once either is over its limit further
+        *failed* attempts answer 429. A correct secret is never refused by these limits, and the
+        success path pays nothing for them."""
         try:
-            client = self._authenticate(request, methods)
+            return self._authenticate(request, methods)
         except InvalidClientError:
-            limiter.hit("authfail:addr:" + address, settings.rate_limit_auth_failures_per_address)
+            settings = self.runtime.settings
+            limiter = self.runtime.rate_limiter
+            decisions = [limiter.hit("authfail:addr:" + (request.remote_addr or "unknown"),
+                                     settings.rate_limit_auth_failures_per_address)]
             client_id = getattr(request, "attempted_client_id", None)
             if client_id:
-                decision = limiter.hit("authfail:client:" + client_id[:64], settings.rate_limit_auth_failures_per_client)
-                if not decision.allowed:
-                    raise SlowDownError("Too many failed authentications for this client id; retry later.", decision.retry_after) from None
+                decisions.append(limiter.hit("authfail:client:" + client_id[:64], settings.rate_limit_auth_failures_per_client))
+            refused = [d for d in decisions if not d.allowed]
+            if refused:
+                raise SlowDownError("Too many failed client authentications; retry later.",
+                                    max(d.retry_after for d in refused)) from None
             raise
-        if endpoint == "token":
-            decision = limiter.hit("token:client:" + client.client_id, settings.rate_limit_token_requests_per_client)
-            if not decision.allowed:
-                raise SlowDownError("Too many token requests for this client; retry later.", decision.retry_after)
-        return client
 
     def _authenticate(self, request, methods):
         header = request.headers.get(HEADER_AUTHORIZATION, "")

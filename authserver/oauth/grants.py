@@ -5,13 +5,11 @@ Here the client authenticates at the token endpoint first, and iss must then be 
 from __future__ import annotations
 
 from authlib.oauth2.rfc7523 import JWTBearerGrant
-from sqlalchemy.exc import IntegrityError
-
-from ..extensions import db
+from .. import store
 from ..services.tokens import is_active_subject, issue_access_token
 from .assertions import verify_assertion
 from .constants import CLIENT_AUTH_METHODS, TOKEN_TYPE_BEARER
-from .errors import InvalidGrantError, InvalidRequestError, InvalidScopeError, TemporarilyUnavailableError
+from .errors import InvalidGrantError, InvalidRequestError, InvalidScopeError, SlowDownError, TemporarilyUnavailableError
 from .replay import AssertionReplayed, ReplayCacheUnavailable
 
 REPLAYED = "The assertion was already used: each jti is accepted once."
@@ -51,7 +49,13 @@ class ConfidentialJWTBearerGrant(JWTBearerGrant):
         client = self.request.client
         verified = self.request.credential
         runtime = self.server.runtime
+        decision = runtime.rate_limiter.hit("token:client:" + client.client_id,
+                                            runtime.settings.rate_limit_token_requests_per_client, commit=False)
+        if not decision.allowed:
+            store.rollback()
+            raise SlowDownError("Too many token requests for this client; retry later.", decision.retry_after)
         try:
+            # One transaction: the jti, the token record and the rate-limit count commit together.
             runtime.replay.remember(client.client_id, verified.jti, verified.expires_at + runtime.settings.clock_skew)
             issued = issue_access_token(
                 client_id=client.client_id,
@@ -60,13 +64,16 @@ class ConfidentialJWTBearerGrant(JWTBearerGrant):
                 scope=self.request.scope,
                 sign=runtime.keyring.sign,
             )
-            db.session.commit()
-        except (AssertionReplayed, IntegrityError):
-            db.session.rollback()
+            store.commit()
+        except AssertionReplayed:
+            store.rollback()
             raise InvalidGrantError(description=REPLAYED) from None
         except ReplayCacheUnavailable:
-            db.session.rollback()
+            store.rollback()
             raise TemporarilyUnavailableError(description="The replay cache is unreachable; try again shortly.") from None
+        except store.integrity_error():
+            store.rollback()
+            raise InvalidGrantError(description=REPLAYED) from None
         runtime.metrics.token_issued(client.auth_method)
         body = {
             "access_token": issued.access_token,

@@ -6,11 +6,12 @@ identical assertions racing each other yield exactly one token. The Redis cache 
 fails closed: when Redis cannot answer, no token is issued."""
 from __future__ import annotations
 
-from sqlalchemy import delete, insert
+from sqlalchemy import bindparam, delete, insert
 
-from .. import clock
+from .. import clock, store
 from ..extensions import db
 from ..models import UsedAssertion
+from ..store import Prepared
 
 
 class AssertionReplayed(Exception):
@@ -22,11 +23,16 @@ class ReplayCacheUnavailable(Exception):
 
 
 class DatabaseReplayCache:
-    _INSERT = insert(UsedAssertion)
+    _INSERT = Prepared(insert(UsedAssertion).values(
+        client_id=bindparam("client_id"), jti=bindparam("jti"), expires_at=bindparam("expires_at")))
 
     def remember(self, client_id: str, jti: str, expires_at: int) -> None:
-        """Adds the jti to the caller's transaction; a reuse surfaces as IntegrityError at flush/commit."""
-        db.session.execute(self._INSERT, {"client_id": client_id, "jti": jti, "expires_at": expires_at})
+        """Adds the jti to the request's transaction; a reuse raises the DBAPI IntegrityError
+        (at once, or when a concurrent inserter commits first)."""
+        try:
+            store.run(self._INSERT, {"client_id": client_id, "jti": jti, "expires_at": expires_at})
+        except store.integrity_error():
+            raise AssertionReplayed() from None
 
     def purge(self) -> int:
         result = db.session.execute(delete(UsedAssertion).where(UsedAssertion.expires_at < clock.now()))

@@ -5,7 +5,8 @@ from dataclasses import dataclass
 
 from sqlalchemy import bindparam, or_, select, update
 
-from .. import clock
+from .. import clock, store
+from ..store import Prepared
 from ..crypto.client_secrets import (
     candidate_hashes,
     generate_client_secret,
@@ -94,15 +95,15 @@ class AuthenticatedSecret:
     secret_id: str
 
 
-_MATCH_QUERY = (
+_MATCH_QUERY = Prepared(
     select(
         Client.client_id, Client.org_id, Client.scope, Client.resource_server, Client.keys_version,
         ClientSecret.secret_id, ClientSecret.secret_hash, ClientSecret.last_used_at,
     )
     .join(Client, Client.client_id == ClientSecret.client_id)
-    .where(ClientSecret.secret_hash.in_(bindparam("hashes", expanding=True)))
+    .where(ClientSecret.secret_hash == bindparam("hash"))
 )
-_TOUCH = (
+_TOUCH = Prepared(
     update(ClientSecret)
     .where(ClientSecret.secret_id == bindparam("sid"))
     .where(or_(ClientSecret.last_used_at.is_(None), ClientSecret.last_used_at < bindparam("stale")))
@@ -118,13 +119,16 @@ def authenticate_client_secret(client_id: str, secret: str) -> AuthenticatedSecr
     if not client_id or not secret or len(secret) > MAX_SECRET_LENGTH or len(client_id) > 64:
         return None
     pepper = current_settings().secret_pepper
-    for row in db.session.execute(_MATCH_QUERY, {"hashes": candidate_hashes(secret, pepper)}):
-        if row.client_id == client_id and secret_hash_matches(secret, row.secret_hash, pepper):
-            now = clock.now()
-            if row.last_used_at is None or now - row.last_used_at >= LAST_USED_RESOLUTION:
-                db.session.execute(_TOUCH, {"sid": row.secret_id, "stale": now - LAST_USED_RESOLUTION + 1, "now": now})
-                db.session.commit()
-            return AuthenticatedSecret(
-                row.client_id, row.org_id, row.scope, bool(row.resource_server), row.keys_version, row.secret_id
-            )
+    for candidate in candidate_hashes(secret, pepper):
+        row = store.fetch_one(_MATCH_QUERY, {"hash": candidate})
+        if row is None:
+            continue
+        client_id_, org_id, scope, resource_server, keys_version, secret_id, secret_hash, last_used_at = row
+        if client_id_ != client_id or not secret_hash_matches(secret, secret_hash, pepper):
+            return None
+        now = clock.now()
+        if last_used_at is None or now - last_used_at >= LAST_USED_RESOLUTION:
+            store.run(_TOUCH, {"sid": secret_id, "stale": now - LAST_USED_RESOLUTION + 1, "now": now})
+            store.commit()
+        return AuthenticatedSecret(client_id_, org_id, scope, bool(resource_server), keys_version, secret_id)
     return None

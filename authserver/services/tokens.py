@@ -3,21 +3,23 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from sqlalchemy import and_, bindparam, delete, insert, select, update
 
-from .. import clock
+from .. import clock, store
 from ..extensions import db
+from ..store import Prepared
 from ..models import AccessToken, Account, UsedAssertion
 from .common import current_settings
 
-_SUBJECT_QUERY = select(Account.account_id).where(
+_SUBJECT_QUERY = Prepared(select(Account.account_id).where(
     Account.account_id == bindparam("sub"),
     Account.org_id == bindparam("org"),
     Account.disabled_at.is_(None),
-)
-_INSERT_TOKEN = insert(AccessToken)
-_RECORD_QUERY = (
+))
+_INSERT_TOKEN = Prepared(insert(AccessToken).values({c.name: bindparam(c.name) for c in AccessToken.__table__.columns}))
+_RECORD_QUERY = Prepared(
     select(
         AccessToken.jti, AccessToken.client_id, AccessToken.account_id, AccessToken.scope, AccessToken.audience,
         AccessToken.issued_at, AccessToken.expires_at, AccessToken.revoked_at, Account.disabled_at,
@@ -25,6 +27,18 @@ _RECORD_QUERY = (
     .join(Account, Account.account_id == AccessToken.account_id)
     .where(AccessToken.jti == bindparam("jti"))
 )
+
+
+class TokenRecord(NamedTuple):
+    jti: str
+    client_id: str
+    account_id: str
+    scope: str
+    audience: str
+    issued_at: int
+    expires_at: int
+    revoked_at: int | None
+    disabled_at: int | None
 
 
 @dataclass(frozen=True)
@@ -37,7 +51,7 @@ class IssuedToken:
 
 def is_active_subject(org_id: str, account_id: str) -> bool:
     """An account may be the subject of a new token only while active and in the client's organization."""
-    return db.session.execute(_SUBJECT_QUERY, {"sub": account_id, "org": org_id}).first() is not None
+    return store.fetch_one(_SUBJECT_QUERY, {"sub": account_id, "org": org_id}) is not None
 
 
 def issue_access_token(*, client_id: str, secret_id: str | None, account_id: str, scope: str, sign) -> IssuedToken:
@@ -56,7 +70,7 @@ def issue_access_token(*, client_id: str, secret_id: str | None, account_id: str
         "exp": now + settings.access_token_ttl,
     }
     token = sign(claims)
-    db.session.execute(
+    store.run(
         _INSERT_TOKEN,
         {
             "jti": jti, "client_id": client_id, "account_id": account_id, "secret_id": secret_id, "scope": scope,
@@ -68,7 +82,19 @@ def issue_access_token(*, client_id: str, secret_id: str | None, account_id: str
 
 def find_token_record(jti: str):
     """The stored record of a token with the state of its account, or None (unknown, or its client was deleted)."""
-    return db.session.execute(_RECORD_QUERY, {"jti": jti}).first()
+    row = store.fetch_one(_RECORD_QUERY, {"jti": jti})
+    return TokenRecord(*row) if row is not None else None
+
+
+def active_token_record(claims: dict):
+    """The record of a token whose signature and expiry were already checked, if it is still active
+    (RFC 7662 §2.2): known, not revoked, its client not deleted, its account not disabled, not expired."""
+    record = find_token_record(claims["jti"])
+    if record is None or record.revoked_at is not None or record.disabled_at is not None:
+        return None
+    if record.expires_at <= clock.now():
+        return None
+    return record
 
 
 def revoke_token(jti: str) -> None:
