@@ -142,8 +142,9 @@ def _register_error_handlers(app: Flask) -> None:
         if request.path.startswith("/oauth/") or request.path.startswith("/.well-known/"):
             return oauth_error_for_status(exc.code or 400)
         if request.path.startswith("/api/"):
-            body = {"type": "about:blank", "title": exc.name, "status": exc.code, "detail": exc.description}
-            return Response(json.dumps(body), status=exc.code, content_type="application/problem+json")
+            from .api.problems import from_http_error  # problem+json that keeps headers such as Allow
+
+            return from_http_error(exc)
         return exc
 
     @app.errorhandler(Exception)

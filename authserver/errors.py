@@ -40,3 +40,23 @@ class Forbidden(DomainError):
     status = 403
     title = "Forbidden"
     exit_code = 5
+
+
+class Unauthenticated(DomainError):
+    """No usable credentials were presented (RFC 6750 §3.1: no error code in the challenge)."""
+
+    status = 401
+    title = "Authentication required"
+    exit_code = 6
+
+
+class InvalidToken(Unauthenticated):
+    """A bearer token that is malformed, expired, revoked or not ours (RFC 6750 §3.1 invalid_token)."""
+
+    title = "Invalid access token"
+
+
+class InsufficientScope(Forbidden):
+    """A valid token that lacks the scope the request needs (RFC 6750 §3.1 insufficient_scope)."""
+
+    title = "Insufficient scope"

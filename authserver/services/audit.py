@@ -27,8 +27,25 @@ def record_event(actor: Actor, org_id: str | None, action: str, object_type: str
     )
 
 
-def list_events(org_id: str, limit: int = 100, before_id: int | None = None) -> list[AuditEvent]:
+PAGE_MAX = 500
+
+
+def _events(org_id: str, limit: int, before_id: int | None) -> list[AuditEvent]:
     query = select(AuditEvent).where(AuditEvent.org_id == org_id)
     if before_id is not None:
         query = query.where(AuditEvent.id < before_id)
-    return list(db.session.scalars(query.order_by(AuditEvent.id.desc()).limit(min(max(limit, 1), 500))))
+    return list(db.session.scalars(query.order_by(AuditEvent.id.desc()).limit(limit)))
+
+
+def list_events(org_id: str, limit: int = 100, before_id: int | None = None) -> list[AuditEvent]:
+    return _events(org_id, min(max(limit, 1), PAGE_MAX), before_id)
+
+
+def page_events(org_id: str, limit: int = 100, before_id: int | None = None) -> tuple[list[AuditEvent], int | None]:
+    """A page of events, newest first (at most PAGE_MAX), and the `before_id` of the next, older page
+    (None on the last page)."""
+    size = min(max(limit, 1), PAGE_MAX)
+    events = _events(org_id, size + 1, before_id)
+    if len(events) > size:
+        return events[:size], events[size - 1].id
+    return events, None

@@ -1,0 +1,89 @@
+"""/clients/{client_id}/keys: the public keys that verify a client's assertions (RFC 7523 §3)."""
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any, Union
+
+from flask import url_for
+from pydantic import ConfigDict, Discriminator, Field, RootModel, Tag
+
+from ..models import ClientKey
+from ..services import client_keys as key_service
+from .auth import CallContext
+from .routing import Reply, operation
+from .schemas import RequestBody, ResponseBody, Timestamp, optional, timestamp
+
+TAG = "Client keys"
+
+
+class KeyText(RequestBody):
+    key: str = Field(description="A PEM public key (BEGIN PUBLIC KEY) or one JWK as JSON text.")
+    kid: str = optional("Key id; defaults to the JWK's kid, else its RFC 7638 thumbprint.")
+
+
+class PublicJwk(RequestBody):
+    """One public JWK (RFC 7517) as a JSON object; private members are refused."""
+
+    model_config = ConfigDict(strict=True, extra="allow", title="PublicJwk")
+
+    kty: str = Field(description="RSA, EC or OKP (Ed25519).")
+    kid: str = optional("Key id; defaults to the RFC 7638 thumbprint.")
+
+
+def _shape(value: Any) -> str:
+    return "jwk" if isinstance(value, dict) and "kty" in value else "text"
+
+
+class KeyCreate(RootModel[Annotated[Union[Annotated[KeyText, Tag("text")], Annotated[PublicJwk, Tag("jwk")]],
+                                    Discriminator(_shape)]]):
+    """Either {"key": "<PEM or JWK text>", "kid": "..."} or a JWK object itself."""
+
+    def key_and_kid(self) -> tuple[str, str | None]:
+        if isinstance(self.root, KeyText):
+            return self.root.key, self.root.kid
+        return json.dumps(self.root.model_dump(exclude_none=True)), None
+
+
+class KeyOut(ResponseBody):
+    kid: str
+    kty: str = Field(description="RSA, EC or OKP.")
+    key_type: str = Field(description="e.g. RSA-2048, EC-P-256, Ed25519.")
+    jwk: dict[str, Any] = Field(description="The public key as a JWK.")
+    created_at: Timestamp
+
+    @classmethod
+    def of(cls, row: ClientKey) -> "KeyOut":
+        return cls(kid=row.kid, kty=row.kty, key_type=row.key_type, jwk=json.loads(row.public_jwk),
+                   created_at=timestamp(row.created_at))
+
+
+class KeyList(ResponseBody):
+    items: list[KeyOut]
+
+
+@operation("GET", "/clients/{client_id}/keys", summary="List a client's public keys", tag=TAG,
+           responses={200: KeyList})
+def list_keys(ctx: CallContext, client_id: str):
+    return KeyList(items=[KeyOut.of(k) for k in key_service.list_keys(client_id, ctx.org_id)])
+
+
+@operation("POST", "/clients/{client_id}/keys", summary="Register a public key", tag=TAG, body=KeyCreate,
+           responses={201: KeyOut}, errors=(409,), response_headers={201: {"Location": "The new key's URL."}},
+           description="RSA (2048 bits or more), EC P-256/P-384/P-521 or Ed25519; never a private key.")
+def create_key(ctx: CallContext, client_id: str, body: KeyCreate):
+    key_text, kid = body.key_and_kid()
+    row = key_service.add_key(client_id, key_text, kid=kid, org_id=ctx.org_id, actor=ctx.actor)
+    return Reply(KeyOut.of(row), headers={"Location": url_for("api_v1.get_key", client_id=client_id, kid=row.kid)})
+
+
+@operation("GET", "/clients/{client_id}/keys/{kid}", summary="Show a public key", tag=TAG, responses={200: KeyOut},
+           converters={"kid": "path"})
+def get_key(ctx: CallContext, client_id: str, kid: str):
+    return KeyOut.of(key_service.get_key(client_id, kid, ctx.org_id))
+
+
+@operation("DELETE", "/clients/{client_id}/keys/{kid}", summary="Delete a public key", tag=TAG,
+           responses={204: None}, converters={"kid": "path"},
+           description="Assertions signed with it are refused from the next token request on.")
+def delete_key(ctx: CallContext, client_id: str, kid: str):
+    key_service.delete_key(client_id, kid, ctx.org_id, actor=ctx.actor)
