@@ -6,11 +6,13 @@ Every statement here is an ordinary SQLAlchemy construct (so it stays database-a
 execution skips the ORM. One connection per request, returned to the pool at teardown."""
 from __future__ import annotations
 
+from contextvars import ContextVar
 from typing import Any
 
-from flask import g
-
 from .extensions import db
+
+# (DBAPI connection, dialect) of the current request; a context variable is cheaper than flask.g.
+_current: ContextVar[tuple[Any, Any] | None] = ContextVar("authserver_hot_connection", default=None)
 
 
 class Prepared:
@@ -34,19 +36,21 @@ class Prepared:
         return entry
 
 
-def _connection():
-    conn = g.get("_hot_connection")
-    if conn is None:
-        conn = db.engine.raw_connection()
-        g._hot_connection = conn
-    return conn
+def _connection() -> tuple[Any, Any]:
+    current = _current.get()
+    if current is None:
+        engine = db.engine
+        current = (engine.raw_connection(), engine.dialect)
+        _current.set(current)
+    return current
 
 
 def execute(prepared: Prepared, params: dict[str, Any]):
-    sql, order, literals = prepared.compiled(db.engine.dialect)
+    conn, dialect = _connection()
+    sql, order, literals = prepared.compiled(dialect)
     if literals:
         params = {**literals, **params}
-    cursor = _connection().cursor()
+    cursor = conn.cursor()
     cursor.execute(sql, tuple(params[name] for name in order) if order is not None else params)
     return cursor
 
@@ -68,15 +72,15 @@ def run(prepared: Prepared, params: dict[str, Any]) -> int:
 
 
 def commit() -> None:
-    conn = g.get("_hot_connection")
-    if conn is not None:
-        conn.commit()
+    current = _current.get()
+    if current is not None:
+        current[0].commit()
 
 
 def rollback() -> None:
-    conn = g.get("_hot_connection")
-    if conn is not None:
-        conn.rollback()
+    current = _current.get()
+    if current is not None:
+        current[0].rollback()
 
 
 def integrity_error() -> type[Exception]:
@@ -85,9 +89,10 @@ def integrity_error() -> type[Exception]:
 
 def release(exc: BaseException | None = None) -> None:
     """Return the request's connection to the pool, rolling back anything left uncommitted."""
-    conn = g.pop("_hot_connection", None)
-    if conn is not None:
+    current = _current.get()
+    if current is not None:
+        _current.set(None)
         try:
-            conn.rollback()
+            current[0].rollback()
         finally:
-            conn.close()
+            current[0].close()

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from authlib.oauth2.rfc6749 import errors as authlib_errors
 from authlib.oauth2.rfc6749.errors import (  # noqa: F401  (re-exported: one place to import errors from)
+    InsecureTransportError,
     InvalidGrantError,
     InvalidRequestError,
     InvalidScopeError,

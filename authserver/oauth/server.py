@@ -7,6 +7,7 @@ from functools import cached_property
 from typing import Any
 
 from authlib.integrations.flask_oauth2 import AuthorizationServer
+from authlib.common.security import is_secure_transport
 from authlib.oauth2.rfc6749 import OAuth2Payload, OAuth2Request
 from flask import Response, json
 from flask import request as flask_request
@@ -51,9 +52,35 @@ class FormPayload(OAuth2Payload):
         return values
 
 
+_transport_checked: dict[tuple[str, str], bool] = {}
+
+
+def secure_transport(request) -> bool:
+    """Authlib's rule (https, or http on loopback), remembered per scheme and host."""
+    key = (request.scheme, request.host)
+    verdict = _transport_checked.get(key)
+    if verdict is None:
+        verdict = is_secure_transport(f"{request.scheme}://{request.host}/")
+        if len(_transport_checked) < 1024:
+            _transport_checked[key] = verdict
+    return verdict
+
+
 class FormOAuth2Request(OAuth2Request):
     def __init__(self, request):
-        super().__init__(method=request.method, uri=request.url, headers=request.headers)
+        # OAuth2Request.__init__ rebuilds and re-parses the full URL on every request to apply its
+        # transport rule; the views apply that rule once per scheme and host (secure_transport).
+        self.method = request.method
+        self.uri = request.base_url
+        self.headers = request.headers
+        self._body = None
+        self.client = None
+        self.auth_method = None
+        self.user = None
+        self.authorization_code = None
+        self.refresh_token = None
+        self.credential = None
+        self._scope = None
         self._request = request
         self.payload = FormPayload(request)
         self.scope = None
@@ -87,7 +114,7 @@ class AuthServer(AuthorizationServer):
         return None
 
     def create_oauth2_request(self, request):
-        return FormOAuth2Request(flask_request)
+        return FormOAuth2Request(flask_request._get_current_object())
 
     def handle_response(self, status_code, payload, headers):
         if isinstance(payload, dict):

@@ -10,7 +10,8 @@ from .constants import (
     CLIENT_AUTH_METHODS, FORM_CONTENT_TYPE, GRANT_TYPE_JWT_BEARER, PATH_INTROSPECT, PATH_JWKS, PATH_METADATA,
     PATH_REVOKE, PATH_TOKEN,
 )
-from .errors import InvalidRequestError, RequestTooLargeError
+from .errors import InsecureTransportError, InvalidRequestError, RequestTooLargeError
+from .server import secure_transport
 
 bp = Blueprint("oauth", __name__)
 
@@ -28,6 +29,8 @@ def check_form_request():
     """RFC 6749 §3.2: POST, form-encoded, each parameter at most once; bodies bounded."""
     if request.method != "POST":
         return None
+    if not secure_transport(request):
+        return _error(InsecureTransportError())
     limit = _server().runtime.settings.oauth_max_body_bytes
     if request.content_length is not None and request.content_length > limit:
         return _error(RequestTooLargeError(f"The request body is larger than {limit} bytes."))
