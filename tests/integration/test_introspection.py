@@ -236,3 +236,13 @@ def test_alg_none_and_hmac_with_the_servers_public_key_are_inactive(app, http, t
     signing_input = f"{b64url_json({**header, 'alg': 'HS256'})}.{b64url_json(claims)}"
     forged = f"{signing_input}.{b64url(hmac.new(pem, signing_input.encode(), hashlib.sha256).digest())}"
     assert introspect(http, forged, tenant.auth()) == INACTIVE
+
+
+def test_token_issued_by_a_host_whose_clock_runs_ahead_is_active(http, tenant):
+    """Several hosts: the one that answers may have a clock a little behind the one that issued."""
+    clock.shift(30)
+    token = get_token(http, tenant)["access_token"]
+    clock.reset()
+    assert introspect(http, token, tenant.auth())["active"] is True
+    assert http.post("/oauth/revoke", data={"token": token}, headers=tenant.auth()).status_code == 200
+    assert token_record(unverified_claims(token)["jti"]).revoked_at is not None
