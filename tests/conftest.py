@@ -196,3 +196,21 @@ def get_token(http, tenant: Tenant, **form) -> dict:
 
 def random_secret() -> str:
     return "as_" + secrets.token_urlsafe(32)
+
+
+# --- developer console ------------------------------------------------------------------------
+
+@pytest.fixture
+def console_admin(app):
+    """An organization ("Acme") with an admin user who can sign in to the console."""
+    from .console_support import make_admin
+
+    return make_admin()
+
+
+@pytest.fixture
+def console(app, console_admin):
+    """A test client signed in to the console as `console_admin`; it submits the forms the pages render."""
+    from .console_support import signed_in
+
+    return signed_in(app, console_admin)

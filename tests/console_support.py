@@ -1,0 +1,133 @@
+"""Helpers for console tests: an org admin, and a test client that submits the forms the pages render."""
+from __future__ import annotations
+
+import io
+import secrets
+from dataclasses import dataclass, field
+from html.parser import HTMLParser
+from urllib.parse import urlsplit
+
+from PIL import Image
+
+ADMIN_PASSWORD = "correct horse battery staple"
+
+
+@dataclass
+class Admin:
+    org_id: str
+    account_id: str
+    email: str
+    password: str = ADMIN_PASSWORD
+
+
+def make_admin(org_id: str | None = None, org_name: str = "Acme", email: str | None = None, **kwargs) -> Admin:
+    from authserver.services.accounts import create_account
+    from authserver.services.organizations import create_organization
+
+    if org_id is None:
+        org_id = create_organization(org_name).org_id
+    email = email or f"admin-{secrets.token_hex(4)}@example.com"
+    account = create_account(org_id, "Org admin", "user", email=email, password=ADMIN_PASSWORD,
+                             is_admin=kwargs.pop("is_admin", True), **kwargs)
+    return Admin(org_id, account.account_id, email)
+
+
+@dataclass
+class Form:
+    action: str
+    method: str
+    enctype: str
+    fields: dict = field(default_factory=dict)
+
+
+class FormParser(HTMLParser):
+    """Every <form> of a page with its hidden inputs."""
+
+    def __init__(self):
+        super().__init__()
+        self.forms: list[Form] = []
+        self._current: Form | None = None
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if tag == "form":
+            self._current = Form(attrs.get("action") or "", (attrs.get("method") or "get").lower(),
+                                 attrs.get("enctype") or "application/x-www-form-urlencoded")
+            self.forms.append(self._current)
+        elif tag == "input" and self._current is not None and attrs.get("type") == "hidden" and attrs.get("name"):
+            self._current.fields[attrs["name"]] = attrs.get("value") or ""
+
+    def handle_endtag(self, tag):
+        if tag == "form":
+            self._current = None
+
+
+def page_forms(html: str) -> list[Form]:
+    parser = FormParser()
+    parser.feed(html)
+    return parser.forms
+
+
+def path_of(url: str) -> str:
+    parts = urlsplit(url)
+    return parts.path + (f"?{parts.query}" if parts.query else "")
+
+
+class Console:
+    """A browser-like client: GET a page, find the form that posts to an action, submit it with its
+    hidden fields (the CSRF token among them) plus the test's fields."""
+
+    def __init__(self, http):
+        self.http = http
+
+    @staticmethod
+    def _forget_cached_token():
+        # The test's pushed app context is shared by every request, and Flask-WTF caches the CSRF
+        # token of the session in `g`; a real server starts each request with an empty `g`.
+        from flask import g, has_app_context
+
+        if has_app_context():
+            g.pop("csrf_token", None)
+
+    def get(self, path: str, **kwargs):
+        self._forget_cached_token()
+        return self.http.get(path, **kwargs)
+
+    def post(self, path: str, **kwargs):
+        self._forget_cached_token()
+        return self.http.post(path, **kwargs)
+
+    def form(self, page: str, action: str) -> Form:
+        response = self.get(page)
+        assert response.status_code == 200, (page, response.status_code)
+        candidates = [f for f in page_forms(response.get_data(as_text=True))
+                      if f.method == "post" and path_of(f.action).split("#")[0] == action]
+        assert candidates, f"no POST form to {action} on {page}"
+        form = candidates[0]
+        assert form.fields.get("csrf_token"), f"the form to {action} on {page} has no CSRF token"
+        return form
+
+    def submit(self, page: str, action: str, data: dict | None = None, files: dict | None = None, **kwargs):
+        form = self.form(page, action)
+        payload = {**form.fields, **(data or {})}
+        if files:
+            payload.update({name: (io.BytesIO(content), filename) for name, (filename, content) in files.items()})
+            return self.post(action, data=payload, content_type="multipart/form-data", **kwargs)
+        return self.post(action, data=payload, **kwargs)
+
+    def sign_in(self, admin: Admin, password: str | None = None):
+        return self.submit("/console/sign-in", "/console/sign-in",
+                           {"email": admin.email, "password": password if password is not None else admin.password})
+
+
+def signed_in(app, admin: Admin) -> Console:
+    console = Console(app.test_client())
+    response = console.sign_in(admin)
+    assert response.status_code == 303, response.get_data(as_text=True)[:500]
+    return console
+
+
+def png_bytes(size=(32, 32), color="red", fmt="PNG") -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", size, color).save(out, format=fmt)
+    return out.getvalue()
