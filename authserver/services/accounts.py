@@ -24,7 +24,8 @@ _DUMMY_HASH = _password_hasher.hash("not a real password, only a timing equalise
 
 
 def _clean_email(email: object) -> str:
-    if not isinstance(email, str) or not EMAIL.match(email.strip()):
+    # Control characters (NUL among them) fit the pattern's [^@\s] but no mailbox, nor PostgreSQL text.
+    if not isinstance(email, str) or not EMAIL.match(email.strip()) or not email.strip().isprintable():
         raise InvalidInput("A valid email address is required.", field="email")
     return email.strip().lower()
 

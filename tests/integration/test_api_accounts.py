@@ -1,0 +1,113 @@
+"""/accounts: service accounts and users; disabling; the operator-only flag refused."""
+from __future__ import annotations
+
+import pytest
+
+from authserver.extensions import db
+from authserver.models import Account
+from authserver.services.accounts import authenticate_user
+
+from .api_support import API, assert_problem, manager, user_token  # noqa: F401
+
+
+def accounts_of(org_id: str) -> list[Account]:
+    return db.session.query(Account).filter_by(org_id=org_id).all()
+
+
+def test_list_and_filter_by_kind(http, manager):
+    h = manager.headers()
+    everyone = http.get(f"{API}/accounts", headers=h).get_json()["items"]
+    assert {a["account_id"] for a in everyone} == {manager.tenant.account_id, manager.user_id}
+    services = http.get(f"{API}/accounts?kind=service", headers=h).get_json()["items"]
+    assert [a["account_id"] for a in services] == [manager.tenant.account_id]
+    users = http.get(f"{API}/accounts?kind=user", headers=h).get_json()["items"]
+    assert [(a["account_id"], a["admin"]) for a in users] == [(manager.user_id, True)]
+    assert_problem(http.get(f"{API}/accounts?kind=robot", headers=h), 422, field="kind")
+
+
+def test_create_service_account_and_use_it_as_a_token_subject(http, manager):
+    created = http.post(f"{API}/accounts", json={"name": "Nightly batch", "kind": "service"}, headers=manager.headers())
+    assert created.status_code == 201
+    body = created.get_json()
+    assert body["kind"] == "service" and body["email"] is None and body["admin"] is False and body["disabled"] is False
+    assert created.headers["Location"] == f"{API}/accounts/{body['account_id']}"
+    assert http.get(f"{API}/accounts/{body['account_id']}", headers=manager.headers()).get_json() == body
+    token = user_token(http, manager.tenant, body["account_id"], scope="read")
+    assert token
+
+
+def test_create_admin_user_with_password_who_can_sign_in(http, manager):
+    password = "a long enough passphrase"
+    created = http.post(f"{API}/accounts", json={"name": "Second admin", "kind": "user", "email": "Two@Example.com",
+                                                  "password": password, "admin": True}, headers=manager.headers())
+    assert created.status_code == 201
+    body = created.get_json()
+    assert body["email"] == "two@example.com" and body["admin"] is True
+    assert password not in created.get_data(as_text=True) and "password" not in body
+    stored = db.session.get(Account, body["account_id"])
+    assert stored.password_hash.startswith("$argon2id$") and password not in stored.password_hash
+    assert authenticate_user("two@example.com", password).account_id == body["account_id"]
+
+
+@pytest.mark.parametrize("payload,status,field", [
+    ({"name": "Svc", "kind": "service", "email": "svc@example.com"}, 400, "kind"),
+    ({"name": "Svc", "kind": "service", "admin": True}, 400, "kind"),
+    ({"name": "User", "kind": "user"}, 400, "email"),
+    ({"name": "User", "kind": "user", "email": "not an email"}, 400, "email"),
+    ({"name": "User", "kind": "user", "email": "nul\u0000@example.com"}, 400, "email"),
+    ({"name": "User", "kind": "user", "email": "u@example.com", "password": "short"}, 400, "password"),
+    ({"name": "", "kind": "service"}, 400, "name"),
+    ({"name": "Robot", "kind": "robot"}, 422, "kind"),
+    ({"name": "Svc", "kind": "service", "admin": "yes"}, 422, "admin"),
+    ({"kind": "service"}, 422, "name"),
+])
+def test_bad_accounts_are_refused_and_nothing_is_stored(http, manager, payload, status, field):
+    response = http.post(f"{API}/accounts", json=payload, headers=manager.headers())
+    assert_problem(response, status, field=field)
+    assert len(accounts_of(manager.org_id)) == 2
+
+
+def test_duplicate_email_is_a_conflict(http, manager):
+    first = {"name": "A", "kind": "user", "email": "same@example.com"}
+    assert http.post(f"{API}/accounts", json=first, headers=manager.headers()).status_code == 201
+    assert_problem(http.post(f"{API}/accounts", json={**first, "name": "B"}, headers=manager.headers()), 409,
+                   field="email")
+
+
+@pytest.mark.parametrize("method,suffix", [("POST", ""), ("PATCH", "/{account_id}")])
+def test_resource_server_flag_is_refused_on_accounts(http, manager, method, suffix):
+    path = f"{API}/accounts" + suffix.format(account_id=manager.tenant.account_id)
+    payload = {"name": "Svc", "kind": "service", "resource_server": True} if method == "POST" else \
+        {"disabled": True, "resource_server": True}
+    assert_problem(http.open(path, method=method, json=payload, headers=manager.headers()), 403, field="resource_server")
+    db.session.expire_all()
+    assert len(accounts_of(manager.org_id)) == 2
+    assert db.session.get(Account, manager.tenant.account_id).disabled_at is None
+
+
+def test_disable_an_account_makes_its_tokens_inactive(http, manager):
+    token = user_token(http, manager.tenant, manager.tenant.account_id, scope="read")
+    response = http.patch(f"{API}/accounts/{manager.tenant.account_id}", json={"disabled": True},
+                          headers=manager.headers())
+    assert response.status_code == 200
+    body = response.get_json()
+    assert body["disabled"] is True and body["disabled_at"] is not None
+    introspected = http.post("/oauth/introspect", data={"token": token}, headers=manager.tenant.auth()).get_json()
+    assert introspected == {"active": False}
+    # idempotent
+    again = http.patch(f"{API}/accounts/{manager.tenant.account_id}", json={"disabled": True}, headers=manager.headers())
+    assert again.status_code == 200 and again.get_json()["disabled_at"] == body["disabled_at"]
+
+
+@pytest.mark.parametrize("payload", [{"disabled": False}, {}, {"name": "Renamed"}, {"disabled": "true"}])
+def test_only_disabling_is_possible(http, manager, payload):
+    response = http.patch(f"{API}/accounts/{manager.tenant.account_id}", json=payload, headers=manager.headers())
+    assert_problem(response, 422)
+    db.session.expire_all()
+    account = db.session.get(Account, manager.tenant.account_id)
+    assert account.disabled_at is None and account.name == "Acme worker"
+
+
+def test_unknown_account_is_404(http, manager):
+    assert_problem(http.get(f"{API}/accounts/acc_nope", headers=manager.headers()), 404)
+    assert_problem(http.patch(f"{API}/accounts/acc_nope", json={"disabled": True}, headers=manager.headers()), 404)
