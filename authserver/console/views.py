@@ -69,10 +69,22 @@ def format_time(timestamp: int | None) -> str:
     return datetime.fromtimestamp(timestamp, tz=timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
 
 
+def audit_value(value) -> str:
+    """One value of an audit event's details, as people read it."""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, (list, tuple)):
+        return ", ".join(str(item) for item in value) or "—"
+    if value is None or value == "":
+        return "—"
+    return str(value)
+
+
 @bp.context_processor
 def template_helpers() -> dict:
     return {
         "format_time": format_time,
+        "audit_value": audit_value,
         "iso_time": clock.isoformat,
         "NAME_MAX": NAME_MAX,
         "DESCRIPTION_MAX": DESCRIPTION_MAX,
