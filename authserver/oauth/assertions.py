@@ -1,17 +1,14 @@
 """Verification of JWT bearer assertions (RFC 7523 §3, RFC 8725)."""
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 import threading
 from dataclasses import dataclass
 
-import jwt
 from sqlalchemy import bindparam, select
 
 from .. import clock
 from ..config import Settings
+from ..crypto.jws import MalformedJWS, numeric_date, parse_compact, signature_valid
 from ..crypto.keys import ASSERTION_ALGS, ParsedPublicKey, load_public_jwk
 from ..extensions import db
 from ..models import ClientKey
@@ -49,19 +46,6 @@ class ClientKeyCache:
         return keys
 
 
-def read_jose_header(compact: str) -> dict | None:
-    """The protected header of a JWS compact serialization, decoded alone (the signature and claims
-    are parsed once, by PyJWT, when the signature is verified)."""
-    head, dot, _ = compact.partition(".")
-    if not dot or not head or len(head) > 2048:
-        return None
-    try:
-        header = json.loads(base64.urlsafe_b64decode(head + "=" * (-len(head) % 4)))
-    except (ValueError, binascii.Error, UnicodeDecodeError):
-        return None
-    return header if isinstance(header, dict) else None
-
-
 def _select_key(header: dict, keys: dict[str, ParsedPublicKey]) -> ParsedPublicKey:
     kid = header.get("kid")
     if kid is not None:
@@ -75,25 +59,20 @@ def _select_key(header: dict, keys: dict[str, ParsedPublicKey]) -> ParsedPublicK
     return next(iter(keys.values()))
 
 
-_JWT_ERRORS = (
-    (jwt.ExpiredSignatureError, "The assertion has expired (exp)."),
-    (jwt.ImmatureSignatureError, "The assertion is not valid yet (nbf or iat in the future)."),
-    (jwt.InvalidAudienceError, "The assertion's aud must be this server's issuer or token endpoint URL."),
-    (jwt.InvalidIssuerError, "The assertion's iss must be the client_id of the authenticated client."),
-    (jwt.InvalidSignatureError, "The assertion's signature does not verify with the client's registered key."),
-)
-
-
-def _missing_claim_message(exc: jwt.MissingRequiredClaimError) -> str:
-    return f"The assertion lacks the required claim {exc.claim}."
+def _claim_error(message: str) -> InvalidGrantError:
+    return InvalidGrantError(description=message)
 
 
 def verify_assertion(assertion: str, client_id: str, keys: dict[str, ParsedPublicKey], settings: Settings) -> VerifiedAssertion:
+    """RFC 7523 §3: signature by a registered key with a pinned asymmetric alg, then iss, sub, aud,
+    exp (required, bounded), nbf and iat (with the clock skew), jti (required)."""
     if len(assertion.encode("utf-8", "surrogatepass")) > settings.assertion_max_bytes:
         raise InvalidRequestError(f"The assertion is larger than {settings.assertion_max_bytes} bytes.")
-    header = read_jose_header(assertion)
-    if header is None:
-        raise InvalidGrantError(description="The assertion is not a well-formed signed JWT (JWS compact serialization).")
+    try:
+        jws = parse_compact(assertion)
+    except MalformedJWS:
+        raise InvalidGrantError(description="The assertion is not a well-formed signed JWT (JWS compact serialization).") from None
+    header = jws.header
     alg = header.get("alg")
     if alg not in ASSERTION_ALGS:
         raise InvalidGrantError(
@@ -104,32 +83,41 @@ def verify_assertion(assertion: str, client_id: str, keys: dict[str, ParsedPubli
     key = _select_key(header, keys)  # jwk, jku, x5u and x5c are never consulted (RFC 8725 §3.10)
     if alg not in key.algs:
         raise InvalidGrantError(description=f"The assertion's alg does not fit the selected {key.key_type} key.")
-    try:
-        claims = jwt.decode(
-            assertion,
-            key.key,
-            algorithms=[alg],
-            audience=[settings.issuer, settings.token_endpoint],
-            issuer=client_id,
-            leeway=settings.clock_skew,
-            options={"require": ["iss", "sub", "aud", "exp", "jti"], "verify_iat": True},
-        )
-    except jwt.MissingRequiredClaimError as exc:
-        raise InvalidGrantError(description=_missing_claim_message(exc)) from None
-    except jwt.PyJWTError as exc:
-        for exc_type, message in _JWT_ERRORS:
-            if isinstance(exc, exc_type):
-                raise InvalidGrantError(description=message) from None
-        raise InvalidGrantError(description="The assertion is invalid: its claims are malformed.") from None
+    if not signature_valid(jws, alg, key.key):
+        raise InvalidGrantError(description="The assertion's signature does not verify with the client's registered key.")
+
+    claims = jws.claims
+    for name in ("iss", "sub", "aud", "exp", "jti"):
+        if name not in claims:
+            raise _claim_error(f"The assertion lacks the required claim {name}.")
+    if claims["iss"] != client_id:
+        raise _claim_error("The assertion's iss must be the client_id of the authenticated client.")
+    audience = claims["aud"]
+    audiences = [audience] if isinstance(audience, str) else audience
+    accepted = (settings.issuer, settings.token_endpoint)
+    if not isinstance(audiences, list) or not any(isinstance(a, str) and a in accepted for a in audiences):
+        raise _claim_error("The assertion's aud must be this server's issuer or token endpoint URL.")
     now = clock.now()
-    exp = claims["exp"]
-    if not isinstance(exp, int) or exp - now > settings.assertion_max_lifetime + settings.clock_skew:
-        raise InvalidGrantError(
-            description=f"The assertion's exp is too far ahead: at most {settings.assertion_max_lifetime} seconds are accepted."
+    skew = settings.clock_skew
+    exp = numeric_date(claims["exp"])
+    if exp is None:
+        raise _claim_error("The assertion's exp must be a NumericDate.")
+    if exp <= now - skew:
+        raise _claim_error("The assertion has expired (exp).")
+    if exp - now > settings.assertion_max_lifetime + skew:
+        raise _claim_error(
+            f"The assertion's exp is too far ahead: at most {settings.assertion_max_lifetime} seconds are accepted."
         )
+    for name in ("nbf", "iat"):
+        if name in claims:
+            value = numeric_date(claims[name])
+            if value is None:
+                raise _claim_error(f"The assertion's {name} must be a NumericDate.")
+            if value > now + skew:
+                raise _claim_error("The assertion is not valid yet (nbf or iat in the future).")
     subject, jti = claims["sub"], claims["jti"]
     if not isinstance(subject, str) or not subject:
-        raise InvalidGrantError(description="The assertion's sub must be a non-empty string.")
+        raise _claim_error("The assertion's sub must be a non-empty string.")
     if not isinstance(jti, str) or not jti or len(jti) > JTI_MAX_LENGTH:
-        raise InvalidGrantError(description=f"The assertion's jti must be a string of 1 to {JTI_MAX_LENGTH} characters.")
-    return VerifiedAssertion(subject=subject, jti=jti, expires_at=exp)
+        raise _claim_error(f"The assertion's jti must be a string of 1 to {JTI_MAX_LENGTH} characters.")
+    return VerifiedAssertion(subject=subject, jti=jti, expires_at=int(exp))

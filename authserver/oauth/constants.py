@@ -5,7 +5,7 @@ AUTH_CLIENT_SECRET_BASIC = "client_secret_basic"  # RFC 6749 §2.3.1
 AUTH_CLIENT_SECRET_POST = "client_secret_post"
 CLIENT_AUTH_METHODS = [AUTH_CLIENT_SECRET_BASIC, AUTH_CLIENT_SECRET_POST]
 TOKEN_TYPE_BEARER = "Bearer"
-ACCESS_TOKEN_JWT_TYP = "at+jwt"  # RFC 9068 §2.1
+from ..services.signing_keys import ACCESS_TOKEN_JWT_TYP  # noqa: E402,F401  (defined with the signer)
 HEADER_AUTHORIZATION = "Authorization"
 HEADER_WWW_AUTHENTICATE = "WWW-Authenticate"
 HEADER_CACHE_CONTROL = "Cache-Control"

@@ -6,15 +6,17 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
-import jwt
 from sqlalchemy import or_, select, update
 
 from .. import clock
+from ..crypto.jws import Signer
 from ..crypto.keys import load_public_jwk
 from ..crypto.signing import decrypt_private_key, encrypt_private_key, generate_signing_key, public_jwk_json
 from ..extensions import db
 from ..models import SigningKey
 from .audit import record_event
+
+ACCESS_TOKEN_JWT_TYP = "at+jwt"  # RFC 9068 §2.1
 from .common import CLI_ACTOR, Actor, current_settings, transactional
 
 
@@ -68,6 +70,7 @@ class ActiveSigningKey:
     kid: str
     alg: str
     private_key: Any
+    signer: Signer
 
 
 class KeyRing:
@@ -97,13 +100,14 @@ class KeyRing:
             if row is None:
                 raise RuntimeError("no signing key: run 'authserver init'")
             if self._current is None or self._current.kid != row.kid:
-                self._current = ActiveSigningKey(row.kid, row.alg, decrypt_private_key(row.private_key_encrypted, self._kek))
+                private_key = decrypt_private_key(row.private_key_encrypted, self._kek)
+                signer = Signer(row.alg, private_key, {"kid": row.kid, "typ": ACCESS_TOKEN_JWT_TYP})
+                self._current = ActiveSigningKey(row.kid, row.alg, private_key, signer)
             self._checked_at = now
             return self._current
 
     def sign(self, claims: dict) -> str:
-        key = self.signing_key()
-        return jwt.encode(claims, key.private_key, algorithm=key.alg, headers={"kid": key.kid, "typ": "at+jwt"})
+        return self.signing_key().signer.sign(claims)
 
     def verification_key(self, kid: str) -> tuple[Any, str, int | None] | None:
         """(public key, alg, retired_at) of a published signing key, or None."""
