@@ -37,3 +37,10 @@ def attempt(fields: tuple[str, ...], action: Callable[..., T], *args, default: s
 def flash_errors(errors: FormErrors) -> None:
     for message in errors.values():
         flash(message, "error")
+
+
+def error_page_text(exc: DomainError) -> tuple[int, str, str]:
+    """(status, title, message) of the page shown when a refused rule ends the request."""
+    if isinstance(exc, NotFound):
+        return 404, "Not found", exc.message + " It may have been deleted, or it belongs to another organization."
+    return exc.status, exc.title, exc.message

@@ -19,7 +19,7 @@ from ..services.common import DESCRIPTION_MAX, NAME_MAX, Actor, current_settings
 from ..services.icons import ICON_MAX_BYTES
 from ..services.organizations import get_organization
 from . import auth
-from .feedback import FormErrors, attempt, flash_errors
+from .feedback import FormErrors, attempt, error_page_text, flash_errors
 
 bp = Blueprint(
     "console", __name__, url_prefix="/console",
@@ -128,14 +128,9 @@ def error_page(status: int, title: str, message: str):
     return page("error.html", status, title=title, message=message)
 
 
-@bp.errorhandler(NotFound)
-def not_found_domain(exc: NotFound):
-    return error_page(404, "Not found", exc.message + " It may have been deleted, or it belongs to another organization.")
-
-
 @bp.errorhandler(DomainError)
 def domain_error(exc: DomainError):
-    return error_page(exc.status, exc.title, exc.message)
+    return error_page(*error_page_text(exc))
 
 
 @bp.errorhandler(CSRFError)

@@ -72,6 +72,24 @@ def story_icon(path: Path) -> Path:
     return path
 
 
+# Every control has a name people and screen readers can use; no clickable non-buttons.
+ACCESSIBILITY_PROBLEMS = """() => {
+  const problems = [];
+  for (const el of document.querySelectorAll('input:not([type=hidden]), textarea, select')) {
+    if (!el.labels.length && !el.getAttribute('aria-label')) problems.push('unlabelled ' + el.outerHTML.slice(0, 80));
+  }
+  for (const el of document.querySelectorAll('button, a[href]')) {
+    const name = (el.getAttribute('aria-label') || el.textContent || '').trim();
+    if (!name) problems.push('nameless ' + el.outerHTML.slice(0, 80));
+  }
+  for (const el of document.querySelectorAll('[onclick], a[href="#"], [tabindex]:not([tabindex="-1"])')) {
+    problems.push('script-only control ' + el.outerHTML.slice(0, 80));
+  }
+  if (!document.querySelector('h1')) problems.push('no h1');
+  return problems;
+}"""
+
+
 def assertion(private_key, client_id: str, subject: str, audience: str, kid: str) -> str:
     now = int(time.time())
     claims = {"iss": client_id, "sub": subject, "aud": audience, "iat": now, "exp": now + 120, "jti": uuid.uuid4().hex}
@@ -107,6 +125,7 @@ def test_the_seed_story_in_chromium(live_server, tmp_path):
             expect.set_options(timeout=WAIT_MS)
 
             def shot(name: str) -> Path:
+                assert page.evaluate(ACCESSIBILITY_PROBLEMS) == [], name
                 path = SCREENSHOTS / f"{len(shots) + 1:02d}-{name}.png"
                 page.screenshot(path=str(path), full_page=True)
                 shots.append(path.name)
@@ -116,6 +135,10 @@ def test_the_seed_story_in_chromium(live_server, tmp_path):
             page.goto("/console")
             expect(page).to_have_url(f"{base_url}/console/sign-in?next=/console/")
             expect(page.get_by_role("heading", name="Sign in to the console")).to_be_visible()
+            expect(page.get_by_label("Email")).to_be_focused()
+            page.keyboard.press("Shift+Tab")
+            page.keyboard.press("Shift+Tab")
+            expect(page.get_by_role("link", name="Skip to main content")).to_be_focused()
             shot("sign-in")
             page.get_by_label("Email").fill(admin.email)
             page.get_by_label("Password").fill("not the password")
