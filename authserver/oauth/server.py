@@ -9,7 +9,9 @@ from typing import Any
 from authlib.integrations.flask_oauth2 import AuthorizationServer
 from authlib.common.security import is_secure_transport
 from authlib.oauth2.rfc6749 import OAuth2Payload, OAuth2Request
-from flask import Response, json
+import json
+
+from flask import Response
 from flask import request as flask_request
 
 from ..config import Settings
@@ -71,7 +73,6 @@ class FormOAuth2Request(OAuth2Request):
         # OAuth2Request.__init__ rebuilds and re-parses the full URL on every request to apply its
         # transport rule; the views apply that rule once per scheme and host (secure_transport).
         self.method = request.method
-        self.uri = request.base_url
         self.headers = request.headers
         self._body = None
         self.client = None
@@ -84,6 +85,10 @@ class FormOAuth2Request(OAuth2Request):
         self._request = request
         self.payload = FormPayload(request)
         self.scope = None
+
+    @property
+    def uri(self):
+        return self._request.base_url
 
     @property
     def args(self):
@@ -118,7 +123,7 @@ class AuthServer(AuthorizationServer):
 
     def handle_response(self, status_code, payload, headers):
         if isinstance(payload, dict):
-            payload = json.dumps(payload)
+            payload = json.dumps(payload, separators=(", ", ": "))
         return Response(payload, status=status_code, headers=headers)
 
     def handle_error_response(self, request, error):
