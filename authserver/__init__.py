@@ -49,6 +49,12 @@ def create_app(overrides: dict | None = None) -> Flask:
         JSON_SORT_KEYS=False,
     )
     app.extensions["authserver.settings"] = settings
+    if settings.trusted_proxies:
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        # Client address and scheme as the trusted balancers saw them (rate limits, audit, transport rule).
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.trusted_proxies, x_proto=settings.trusted_proxies,
+                                x_host=settings.trusted_proxies)
 
     db.init_app(app)
     migrate.init_app(app, db, directory=str(PROJECT_ROOT / "migrations"))

@@ -40,6 +40,7 @@ class Settings:
     secret_pepper: bytes
     key_encryption_key: bytes
     log_level: str
+    trusted_proxies: int = 0
 
     @property
     def token_endpoint(self) -> str:
@@ -126,6 +127,7 @@ def load_settings(overrides: dict | None = None) -> Settings:
         secret_pepper=secret("secret_pepper", "secret-pepper.key").encode(),
         key_encryption_key=secret("key_encryption_key", "key-encryption.key").encode(),
         log_level=str(raw["log_level"]).upper(),
+        trusted_proxies=as_int("trusted_proxies"),
     )
 
 
