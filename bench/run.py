@@ -494,22 +494,18 @@ def run_baseline(tmp: Path, args, results: list[RunResult]) -> None:
     client_secret = secrets.token_urlsafe(32)
     env = dict(os.environ)
     env["BASELINE_DATABASE"] = str(work / "baseline.db")
-    subprocess.run(
-        [
-            sys.executable,
-            str(BENCH_DIR / "baseline" / "app.py"),
-            "init",
-            "--client-id",
-            client_id,
-            "--client-secret",
-            client_secret,
-        ],
-        env=env,
+    # The secret goes through the environment, never the command line.
+    init = subprocess.run(
+        [sys.executable, str(BENCH_DIR / "baseline" / "app.py"), "init", "--client-id", client_id],
+        env={**env, "BASELINE_CLIENT_SECRET": client_secret},
         cwd=work,
-        check=True,
         capture_output=True,
-        timeout=60,
+        text=True,
+        timeout=120,
     )
+    if init.returncode != 0:
+        err = [line for line in init.stderr.splitlines() if line.strip()]
+        raise BenchError(f"baseline set-up failed: {err[-1] if err else init.returncode}")
     auth_file = work / "request.txt"
     write_private(auth_file, basic_auth(client_id, client_secret) + "\n")
     gunicorn = [str(BIN_DIR / "gunicorn")] if (BIN_DIR / "gunicorn").exists() else ["gunicorn"]
@@ -1229,7 +1225,11 @@ def main(argv: list[str] | None = None) -> int:
     interrupted = False
     try:
         if args.only in ("all", "baseline"):
-            run_baseline(tmp, args, results)
+            try:
+                run_baseline(tmp, args, results)
+            except BenchError as e:
+                notes.append(f"baseline not measured: {str(e).splitlines()[0][:300]}")
+                log(f"  FAILED: {e}")
         if args.only in ("all", "authserver"):
             if authserver_bin() is None:
                 notes.append("the `authserver` command is not installed; authserver was not measured")
@@ -1242,6 +1242,12 @@ def main(argv: list[str] | None = None) -> int:
         interrupted = True
         notes.append("interrupted; the table is incomplete")
         log("interrupted")
+    except BenchError as e:
+        notes.append(f"stopped early: {str(e).splitlines()[0][:300]}")
+        log(f"FAILED: {e}")
+    except Exception as e:  # report what was measured so far, then the error
+        notes.append(f"stopped early by an unexpected error: {type(e).__name__}")
+        log(f"unexpected error: {type(e).__name__}: {str(e)[:300]}")
     finally:
         stop_all_servers()
         if args.keep_tmp:

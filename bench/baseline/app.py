@@ -13,7 +13,7 @@ Configuration: ``BASELINE_DATABASE`` is the SQLite file (default
 
 Set-up (creates the tables and one client with the given credentials)::
 
-    python bench/baseline/app.py init --client-id ID --client-secret SECRET
+    BASELINE_CLIENT_SECRET=SECRET python bench/baseline/app.py init --client-id ID
 
 Serve (as the benchmark does)::
 
@@ -116,9 +116,15 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     p_init = sub.add_parser("init", help="create the tables and one client")
     p_init.add_argument("--client-id", required=True)
-    p_init.add_argument("--client-secret", required=True)
+    p_init.add_argument(
+        "--client-secret",
+        default=os.environ.get("BASELINE_CLIENT_SECRET"),
+        help="default: the environment variable BASELINE_CLIENT_SECRET (keeps it off the command line)",
+    )
     p_init.add_argument("--scope", default="read write")
     args = parser.parse_args(argv)
+    if args.command == "init" and not args.client_secret:
+        parser.error("give --client-secret or set BASELINE_CLIENT_SECRET")
     if args.command == "init":
         init(args.client_id, args.client_secret, args.scope)
         print(json.dumps({"client_id": args.client_id, "database": _database_uri()}))
