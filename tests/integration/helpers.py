@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from sqlalchemy import func, select
 
@@ -73,3 +75,13 @@ def unverified_claims(token: str) -> dict:
     import jwt
 
     return jwt.decode(token, options={"verify_signature": False})
+
+
+@contextmanager
+def case(label) -> Iterator[None]:
+    """Name the case of a loop in the failure report (several cases share one app: fewer setups)."""
+    try:
+        yield
+    except AssertionError as exc:
+        exc.add_note(f"case: {label!r}"[:200])
+        raise

@@ -13,7 +13,7 @@ from authserver.services.client_secrets import add_secret, delete_secret
 from authserver.services.clients import delete_client, register_client
 
 from ..conftest import ISSUER, basic, get_token, random_secret
-from .helpers import assert_no_store, assert_oauth_error, b64url, count, token_record, unverified_claims
+from .helpers import assert_no_store, assert_oauth_error, case, b64url, count, token_record, unverified_claims
 
 INACTIVE = {"active": False}
 ACTIVE_FIELDS = {"active", "scope", "client_id", "sub", "exp", "iat", "iss", "aud", "jti", "token_type"}
@@ -127,9 +127,10 @@ def test_revoked_token_is_inactive(http, tenant):
     assert introspect(http, token, tenant.auth()) == INACTIVE
 
 
-@pytest.mark.parametrize("junk", ["abc", "a.b.c", "x" * 10000, "eyJhbGciOiJub25lIn0.e30.", "\u00e9.\u00e9.\u00e9"])
-def test_malformed_token_is_inactive(http, tenant, junk):
-    assert introspect(http, junk, tenant.auth()) == INACTIVE
+def test_malformed_token_is_inactive(http, tenant):
+    for junk in ("abc", "a.b.c", "x" * 10000, "eyJhbGciOiJub25lIn0.e30.", "\u00e9.\u00e9.\u00e9", "W10.W10.W10"):
+        with case(junk):
+            assert introspect(http, junk, tenant.auth()) == INACTIVE
 
 
 def test_unknown_token_signed_by_this_server_is_inactive(app, http, tenant):

@@ -20,6 +20,7 @@ from authserver.services.client_keys import add_key
 from ..conftest import ISSUER, TOKEN_ENDPOINT, make_tenant, public_pem
 from .helpers import (
     assert_no_store,
+    case,
     assert_nothing_issued,
     assert_oauth_error,
     b64url,
@@ -101,9 +102,10 @@ def test_sub_another_active_account_of_the_organization_is_accepted(http, tenant
     assert unverified_claims(body["access_token"])["sub"] == second.account_id
 
 
-@pytest.mark.parametrize("sub", [123, "", None])
-def test_sub_not_a_non_empty_string_is_refused(http, tenant, sub):
-    refused(http, tenant, tenant.assertion(sub=sub))
+def test_sub_not_a_non_empty_string_is_refused(http, tenant):
+    for sub in (123, "", None, ["x"]):
+        with case(sub):
+            refused(http, tenant, tenant.assertion(sub=sub))
 
 
 def test_sub_missing_is_refused(http, tenant):
@@ -112,24 +114,21 @@ def test_sub_missing_is_refused(http, tenant):
 
 # --- aud -------------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("aud", [
-    "https://evil.example/oauth/token",
-    ISSUER + "/oauth/introspect",
-    ISSUER + "/",
-    ["https://evil.example"],
-    [],
-])
-def test_aud_wrong_is_refused(http, tenant, aud):
-    refused(http, tenant, tenant.assertion(aud=aud))
+def test_aud_wrong_is_refused(http, tenant):
+    for aud in ("https://evil.example/oauth/token", ISSUER + "/oauth/introspect", ISSUER + "/",
+                "HTTP://LOCALHOST/oauth/token", ["https://evil.example"], [], 42):
+        with case(aud):
+            refused(http, tenant, tenant.assertion(aud=aud))
 
 
 def test_aud_missing_is_refused(http, tenant):
     refused(http, tenant, tenant.assertion(drop=("aud",)))
 
 
-@pytest.mark.parametrize("aud", [TOKEN_ENDPOINT, ISSUER, [TOKEN_ENDPOINT], ["https://other.example", ISSUER]])
-def test_aud_token_endpoint_issuer_or_array_is_accepted(http, tenant, aud):
-    accepted(http, tenant, tenant.assertion(aud=aud))
+def test_aud_token_endpoint_issuer_or_array_is_accepted(http, tenant):
+    for aud in (TOKEN_ENDPOINT, ISSUER, [TOKEN_ENDPOINT], ["https://other.example", ISSUER]):
+        with case(aud):
+            accepted(http, tenant, tenant.assertion(aud=aud))
 
 
 # --- exp, nbf, iat ------------------------------------------------------------------------------
@@ -160,9 +159,10 @@ def test_exp_at_the_maximum_lifetime_is_accepted(http, tenant):
     accepted(http, tenant, tenant.assertion(exp=int(time.time()) + 600))
 
 
-@pytest.mark.parametrize("exp", ["soon", 1.5e12, None])
-def test_exp_not_a_number_is_refused(http, tenant, exp):
-    refused(http, tenant, tenant.assertion(exp=exp))
+def test_exp_not_a_number_is_refused(http, tenant):
+    for exp in ("soon", str(int(time.time()) + 60), 1.5e12, None):
+        with case(exp):
+            refused(http, tenant, tenant.assertion(exp=exp))
 
 
 def test_nbf_in_the_future_is_refused(http, tenant):
@@ -184,9 +184,10 @@ def test_jti_missing_is_refused(http, tenant):
     assert "jti" in body["error_description"]
 
 
-@pytest.mark.parametrize("jti", ["", "x" * 256, 42])
-def test_jti_empty_too_long_or_not_a_string_is_refused(http, tenant, jti):
-    refused(http, tenant, tenant.assertion(jti=jti))
+def test_jti_empty_too_long_or_not_a_string_is_refused(http, tenant):
+    for jti in ("", "x" * 256, 42, None):
+        with case(jti):
+            refused(http, tenant, tenant.assertion(jti=jti))
 
 
 def test_jti_reused_is_refused_and_only_one_token_exists(http, tenant):
@@ -235,16 +236,18 @@ def test_alg_none_is_refused(http, tenant):
     refused(http, tenant, _hand_made({"alg": "None", "kid": tenant.kid}, _claims(tenant)))
 
 
-@pytest.mark.parametrize("alg,digest", [("HS256", hashlib.sha256), ("HS512", hashlib.sha512)])
-def test_hmac_keyed_with_the_public_key_pem_is_refused(http, tenant, alg, digest):
+def test_hmac_keyed_with_the_public_key_pem_is_refused(http, tenant):
     """Algorithm confusion: an HMAC over the registered public key's PEM must not verify."""
     pem = public_pem(tenant.private_key)
-    header = b64url_json({"alg": alg, "typ": "JWT", "kid": tenant.kid})
-    payload = b64url_json(_claims(tenant))
-    signing_input = f"{header}.{payload}".encode()
-    for secret in (pem, pem.strip()):
-        forged = f"{header}.{payload}.{b64url(hmac.new(secret, signing_input, digest).digest())}"
-        refused(http, tenant, forged)
+    for alg, digest in (("HS256", hashlib.sha256), ("HS384", hashlib.sha384), ("HS512", hashlib.sha512)):
+        header = b64url_json({"alg": alg, "typ": "JWT", "kid": tenant.kid})
+        payload = b64url_json(_claims(tenant))
+        signing_input = f"{header}.{payload}".encode()
+        for secret in (pem, pem.strip()):
+            forged = f"{header}.{payload}.{b64url(hmac.new(secret, signing_input, digest).digest())}"
+            with case(alg):
+                body = refused(http, tenant, forged)
+                assert "alg" in body["error_description"]
 
 
 def test_alg_not_fitting_the_key_type_is_refused(http, app, rsa_key):
@@ -253,10 +256,11 @@ def test_alg_not_fitting_the_key_type_is_refused(http, app, rsa_key):
     refused(http, rsa_tenant, rsa_tenant.assertion(key=attacker, alg="ES256"))
 
 
-@pytest.mark.parametrize("alg", ["RS256", "RS512", "PS256", "PS384"])
-def test_rsa_client_key_accepts_rsa_and_pss_algorithms(http, app, rsa_key, alg):
+def test_rsa_client_key_accepts_rsa_and_pss_algorithms(http, app, rsa_key):
     rsa_tenant = make_tenant("Initech", key=rsa_key)
-    accepted(http, rsa_tenant, rsa_tenant.assertion(alg=alg))
+    for alg in ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512"):
+        with case(alg):
+            accepted(http, rsa_tenant, rsa_tenant.assertion(alg=alg))
 
 
 def test_ed25519_and_p384_client_keys_are_accepted(http, app):
@@ -347,7 +351,7 @@ def test_assertion_just_under_the_limit_is_accepted(http, tenant):
     accepted(http, tenant, assertion)
 
 
-@pytest.mark.parametrize("garbage", [
+GARBAGE = (
     "not-a-jwt",
     "a.b.c",
     "....",
@@ -355,9 +359,16 @@ def test_assertion_just_under_the_limit_is_accepted(http, tenant):
     "\u00e9\u00e8.\u00e0.\u00fc",
     "eyJhbGciOiJFUzI1NiIsImtpZCI6ImtleS0xIn0.bm90IGpzb24.c2ln",  # payload "not json"
     "W10.e30.c2ln",  # header is a JSON array
-])
-def test_garbage_assertion_is_invalid_grant(http, tenant, garbage):
-    refused(http, tenant, garbage)
+    "eyJhbGciOiJFUzI1NiIsImtpZCI6ImtleS0xIn0.W10.c2ln",  # payload is a JSON array
+    "a.b.c.d.e",  # JWE compact serialization shape
+    "\x00\x01\x02",
+)
+
+
+def test_garbage_assertion_is_invalid_grant(http, tenant):
+    for garbage in GARBAGE:
+        with case(garbage):
+            refused(http, tenant, garbage)
 
 
 def test_tampered_claims_fail_the_signature(http, tenant, other_tenant):
