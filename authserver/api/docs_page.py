@@ -32,8 +32,8 @@ def type_of(schema: dict | None) -> Markup:
     return Markup("{}").format(kind)
 
 
-def prose(text: str | None) -> Markup:
-    """Paragraphs with `code` and **bold** spans; everything else escaped."""
+def prose(text: str | None, inline: bool = False) -> Markup:
+    """Paragraphs (or, inline, one run of text) with `code` and **bold** spans; everything else escaped."""
     if not text:
         return Markup("")
     paragraphs = []
@@ -41,8 +41,8 @@ def prose(text: str | None) -> Markup:
         html = str(escape(" ".join(block.split())))
         html = re.sub(r"`([^`]+)`", r"<code>\1</code>", html)
         html = re.sub(r"\*\*([^*]+)\*\*", r"<strong>\1</strong>", html)
-        paragraphs.append(f"<p>{html}</p>")
-    return Markup("".join(paragraphs))
+        paragraphs.append(html if inline else f"<p>{html}</p>")
+    return Markup(" ".join(paragraphs))
 
 
 DOCS_TEMPLATE = """<!doctype html>
@@ -58,7 +58,7 @@ DOCS_TEMPLATE = """<!doctype html>
   .layout { display:grid; grid-template-columns: 260px 1fr; min-height:100vh; }
   nav { border-right:1px solid var(--line); padding:24px 18px; position:sticky; top:0; height:100vh; overflow:auto; font-size:14px; }
   nav h2 { font-size:12px; text-transform:uppercase; letter-spacing:.06em; color:var(--muted); margin:18px 0 6px; }
-  nav a { display:block; color:var(--fg); text-decoration:none; padding:2px 0; }
+  nav a { display:block; color:var(--fg); text-decoration:none; padding:2px 0; overflow-wrap:anywhere; }
   nav a:hover, nav a:focus { color:var(--accent); text-decoration:underline; }
   main { padding:32px 48px; max-width:1000px; }
   h1 { font-size:28px; margin:0 0 4px; }
@@ -108,7 +108,7 @@ DOCS_TEMPLATE = """<!doctype html>
     <thead><tr><th scope="col">type (fragment)</th><th scope="col">meaning</th></tr></thead>
     <tbody>
     {% for slug, meaning in problem_types.items() %}
-      <tr id="problem-{{ slug }}"><td><code>#problem-{{ slug }}</code></td><td>{{ prose(meaning) }}</td></tr>
+      <tr id="problem-{{ slug }}"><td><code>#problem-{{ slug }}</code></td><td>{{ prose(meaning, inline=True) }}</td></tr>
     {% endfor %}
     </tbody>
   </table>
@@ -129,7 +129,7 @@ DOCS_TEMPLATE = """<!doctype html>
     </table>
     {% endif %}
     {% if op.requestBody %}
-    <p><strong>Request body</strong>{% if op.requestBody.description %}: {{ prose(op.requestBody.description) }}{% endif %}</p>
+    <p><strong>Request body</strong>{% if op.requestBody.description %}: {{ prose(op.requestBody.description, inline=True) }}{% endif %}</p>
     <table>
       <thead><tr><th scope="col">media type</th><th scope="col">schema</th></tr></thead>
       <tbody>{% for media, content in op.requestBody.content.items() %}
@@ -159,7 +159,7 @@ DOCS_TEMPLATE = """<!doctype html>
       <thead><tr><th scope="col">member</th><th scope="col">type</th><th scope="col">description</th></tr></thead>
       <tbody>{% for prop, sub in schema.properties.items() %}
         <tr><td><code>{{ prop }}</code>{% if prop in (schema.required or []) %} <span class="muted">required</span>{% endif %}{% if sub.writeOnly %} <span class="muted">write-only</span>{% endif %}</td>
-          <td>{{ type_of(sub) }}</td><td>{{ prose(sub.description) }}</td></tr>
+          <td>{{ type_of(sub) }}</td><td>{{ prose(sub.description, inline=True) }}</td></tr>
       {% endfor %}</tbody>
     </table>
     {% if schema.additionalProperties == false %}<p class="muted">Other members are refused.</p>{% endif %}
