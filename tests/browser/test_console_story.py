@@ -6,6 +6,7 @@ A screenshot of each page goes to test-artifacts/screenshots/; the app details p
 docs/screenshots/app-details.png, which the README shows."""
 from __future__ import annotations
 
+import re
 import shutil
 import socket
 import threading
@@ -267,3 +268,46 @@ def test_the_seed_story_in_chromium(live_server, tmp_path):
 
     assert DOC_SCREENSHOT.stat().st_size > 10_000
     assert len(shots) >= 10, shots
+
+
+def test_the_trash_can_works_without_javascript(live_server):
+    """With scripts off, the trash can leads to a confirmation page, and copy buttons stay hidden."""
+    assert CHROMIUM.exists(), f"Chromium is required for the browser tests: {CHROMIUM} is missing (apt-get install -y chromium)"
+    from authserver.services.client_secrets import add_secret, list_secrets
+    from authserver.services.clients import register_client
+
+    app, base_url = live_server
+    with app.app_context():
+        admin = make_admin(org_name="No Script Ltd")
+        client_id = register_client(admin.org_id, "Plain HTML app").client_id
+        secret_id = add_secret(client_id).secret_id
+        db.session.remove()
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS,
+                                             timeout=30_000)
+        try:
+            context = browser.new_context(base_url=base_url, java_script_enabled=False)
+            context.set_default_timeout(WAIT_MS)
+            context.set_default_navigation_timeout(WAIT_MS)
+            page = context.new_page()
+            page.goto("/console/sign-in")
+            page.get_by_label("Email").fill(admin.email)
+            page.get_by_label("Password").fill(admin.password)
+            page.get_by_role("button", name="Sign in").click()
+            page.get_by_role("link", name="Plain HTML app").click()
+            expect(page.get_by_role("button", name="Copy")).to_have_count(0)  # hidden: it needs a script
+            expect(page.get_by_role("textbox", name="Client ID")).to_have_value(client_id)
+            page.get_by_role("button", name=f"Delete secret {secret_id}").click()
+            expect(page).to_have_url(re.compile(re.escape(f"{base_url}/console/apps/{client_id}/secrets/{secret_id}/delete") + r"\??$"))
+            expect(page.get_by_role("heading", name="Delete this secret?")).to_be_visible()
+            SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=str(SCREENSHOTS / "no-script-delete-secret-confirm.png"), full_page=True)
+            page.get_by_role("button", name="Delete secret").click()
+            expect(page.get_by_role("status").first).to_contain_text(f"Deleted secret {secret_id}.")
+            expect(page.get_by_text("No secrets yet")).to_be_visible()
+        finally:
+            browser.close()
+    with app.app_context():
+        assert list_secrets(client_id) == []
+        db.session.remove()
