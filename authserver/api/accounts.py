@@ -10,9 +10,8 @@ from ..models import ACCOUNT_KINDS, Account
 from ..services import accounts as account_service
 from ..services.accounts import PASSWORD_MIN
 from .auth import CallContext
-from .clients import OperatorOnlyFields
 from .routing import Reply, operation
-from .schemas import QueryParameters, ResponseBody, Timestamp, optional, timestamp
+from .schemas import OperatorOnlyFields, QueryParameters, ResponseBody, Timestamp, optional, timestamp
 
 TAG = "Accounts"
 AccountKind = Literal[ACCOUNT_KINDS]  # type: ignore[valid-type]

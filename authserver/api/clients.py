@@ -2,29 +2,16 @@
 from __future__ import annotations
 
 from flask import url_for
-from pydantic import Field, model_validator
+from pydantic import Field
 
-from ..errors import Forbidden
 from ..models import Client
 from ..services import clients as client_service
 from ..services.common import DESCRIPTION_MAX, NAME_MAX
 from .auth import CallContext
 from .routing import Reply, operation
-from .schemas import RequestBody, ResponseBody, Timestamp, optional, timestamp
+from .schemas import OperatorOnlyFields, ResponseBody, Timestamp, optional, timestamp
 
 TAG = "Clients"
-OPERATOR_ONLY = "resource_server"
-
-
-class OperatorOnlyFields(RequestBody):
-    @model_validator(mode="before")
-    @classmethod
-    def _refuse_operator_fields(cls, data):
-        # SPEC §3: the resource_server flag is the operator's, set through the CLI only.
-        if isinstance(data, dict) and OPERATOR_ONLY in data:
-            raise Forbidden("The resource_server flag is set by the operator through the command line only.",
-                            field=OPERATOR_ONLY)
-        return data
 
 
 class ClientCreate(OperatorOnlyFields):

@@ -1,7 +1,6 @@
 """Who may call /api/v1: bearer tokens of this server (RFC 6750) and the console's session with CSRF."""
 from __future__ import annotations
 
-import time
 import uuid
 
 import jwt
@@ -16,7 +15,7 @@ from authserver.services.accounts import create_account, disable_account
 from authserver.services.clients import delete_client
 
 from ..conftest import ISSUER
-from .api_support import API, assert_problem, make_manager, manager, other_manager, user_token  # noqa: F401
+from .api_support import API, assert_problem, manager, other_manager, user_token  # noqa: F401
 
 
 def challenge(response) -> str:
