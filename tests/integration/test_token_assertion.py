@@ -291,8 +291,8 @@ def test_key_from_a_jku_or_x5u_header_is_never_fetched(http, tenant):
     refused(http, tenant, tenant.assertion(key=attacker, headers={"jku": "http://192.0.2.1/jwks.json"}))
     refused(http, tenant, tenant.assertion(key=attacker, headers={"kid": tenant.kid, "jku": "http://192.0.2.1/jwks.json"}))
     refused(http, tenant, tenant.assertion(key=attacker, headers={"x5u": "http://192.0.2.1/cert.pem"}))
-    # 192.0.2.1 (TEST-NET-1) never answers: a fetch would have hung for seconds.
-    assert time.monotonic() - started < 3
+    # 192.0.2.1 (TEST-NET-1) never answers: a fetch would have hung far longer than this.
+    assert time.monotonic() - started < 10
 
 
 def test_unregistered_key_is_refused(http, tenant):

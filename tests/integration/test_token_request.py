@@ -186,7 +186,3 @@ def test_token_response_fields(http, tenant):
     assert body["token_type"] == "Bearer"
     assert isinstance(body["expires_in"], int) and body["expires_in"] > 0
     assert response.headers.get("Pragma") in (None, "no-cache")
-
-
-def test_grant_type_jwt_bearer_value_is_exact(http, tenant):
-    assert tenant.token_form()["grant_type"] == JWT_BEARER
