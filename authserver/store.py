@@ -3,16 +3,40 @@ pooled DBAPI connection. The token endpoint runs a handful of statements per req
 the ORM session for each costs more CPU than the signature checks do.
 
 Every statement here is an ordinary SQLAlchemy construct (so it stays database-agnostic); only the
-execution skips the ORM. One connection per request, returned to the pool at teardown."""
+execution skips the ORM."""
 from __future__ import annotations
 
+import os
+import threading
 from contextvars import ContextVar
 from typing import Any
 
+from sqlalchemy import event
+
 from .extensions import db
 
-# (DBAPI connection, dialect) of the current request; a context variable is cheaper than flask.g.
+_watched: set[int] = set()
+
+# The connection a request uses: a DBAPI connection each worker thread keeps checked out of the
+# engine's pool across requests (a checkout per request costs more than the statements), rolled
+# back at the end of every request. Closed when the engine is disposed or the connection fails.
 _current: ContextVar[tuple[Any, Any] | None] = ContextVar("authserver_hot_connection", default=None)
+_held = threading.local()
+
+
+def _forget_engine(engine) -> None:
+    held = getattr(_held, "by_engine", None)
+    if held:
+        entry = held.pop(id(engine), None)
+        if entry is not None:
+            _close_quietly(entry[0])
+
+
+def _close_quietly(conn) -> None:
+    try:
+        conn.close()
+    except Exception:  # a broken connection may fail to close; it is gone either way
+        pass
 
 
 class Prepared:
@@ -40,7 +64,17 @@ def _connection() -> tuple[Any, Any]:
     current = _current.get()
     if current is None:
         engine = db.engine
-        current = (engine.raw_connection(), engine.dialect)
+        held = getattr(_held, "by_engine", None)
+        if held is None:
+            held = _held.by_engine = {}
+        entry = held.get(id(engine))
+        if entry is None or entry[2] != os.getpid():
+            if id(engine) not in _watched:
+                _watched.add(id(engine))
+                event.listen(engine, "engine_disposed", _forget_engine)
+            entry = (engine.raw_connection(), engine.dialect, os.getpid())
+            held[id(engine)] = entry
+        current = (entry[0], entry[1])
         _current.set(current)
     return current
 
@@ -88,11 +122,15 @@ def integrity_error() -> type[Exception]:
 
 
 def release(exc: BaseException | None = None) -> None:
-    """Return the request's connection to the pool, rolling back anything left uncommitted."""
+    """End the request's use of its connection, rolling back anything left uncommitted."""
     current = _current.get()
     if current is not None:
         _current.set(None)
         try:
             current[0].rollback()
-        finally:
-            current[0].close()
+        except Exception:  # the connection failed: drop it, the next request checks out a new one
+            held = getattr(_held, "by_engine", {})
+            for key, entry in list(held.items()):
+                if entry[0] is current[0]:
+                    del held[key]
+            _close_quietly(current[0])

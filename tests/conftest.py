@@ -52,6 +52,13 @@ def pg_template_ready(tmp_path_factory):
     instance = tmp_path_factory.mktemp("pg-instance")
     app = create_app({"instance_path": str(instance), "issuer": ISSUER, "database_url": PG_URL})
     with app.app_context():
+        # Start from an empty schema: a database left by an earlier run holds a signing key
+        # encrypted with that run's key-encryption key.
+        from sqlalchemy import text
+
+        db.drop_all()
+        db.session.execute(text("DROP TABLE IF EXISTS alembic_version"))
+        db.session.commit()
         initialise()
         db.session.remove()
         db.engine.dispose()
