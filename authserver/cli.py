@@ -444,10 +444,15 @@ def demo():
     from .services.common import current_settings
     from .services.organizations import create_organization
 
+    import secrets as _secrets
+
     settings = current_settings()
     organization = create_organization("Demo organization")
     service = create_account(organization.org_id, "demo-service", "service")
-    app_client = register_client(organization.org_id, "Demo app", description="Created by 'authserver demo'.", scope="read write")
+    admin_email = f"admin-{organization.org_id[4:12]}@demo.example"
+    admin_password = _secrets.token_urlsafe(12)
+    admin = create_account(organization.org_id, "Demo admin", "user", email=admin_email, password=admin_password, is_admin=True)
+    app_client = register_client(organization.org_id, "Demo app", description="Created by 'authserver demo'.", scope="read write manage")
     new_secret = add_secret(app_client.client_id)
     private_key = ec.generate_private_key(ec.SECP256R1())
     key_path = settings.instance_path / f"demo-client-{app_client.client_id[:8]}.pem"
@@ -466,6 +471,8 @@ def demo():
         "org_id": organization.org_id, "account_id": service.account_id, "client_id": app_client.client_id,
         "secret_id": new_secret.secret_id, "client_secret": new_secret.client_secret, "kid": client_key.kid,
         "private_key_file": str(key_path), "token_endpoint": settings.token_endpoint, "curl": curl,
+        "admin_account_id": admin.account_id, "admin_email": admin_email, "admin_password": admin_password,
+        "console": settings.issuer + "/console",
     }
     human = "\n".join([
         f"organization   {organization.org_id}",
@@ -473,6 +480,7 @@ def demo():
         f"client_id      {app_client.client_id}",
         f"client_secret  {new_secret.client_secret}   (shown once)",
         f"key            {client_key.kid}; private key in {key_path}",
+        f"console        {settings.issuer}/console  sign in as {admin_email} / {admin_password}   (shown once)",
         "",
         f"Get a token (the assertion inside is valid for {settings.assertion_max_lifetime} s and works once):",
         curl,
