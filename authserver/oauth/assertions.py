@@ -116,8 +116,8 @@ def verify_assertion(assertion: str, client_id: str, keys: dict[str, ParsedPubli
             if value > now + skew:
                 raise _claim_error("The assertion is not valid yet (nbf or iat in the future).")
     subject, jti = claims["sub"], claims["jti"]
-    if not isinstance(subject, str) or not subject:
+    if not isinstance(subject, str) or not subject or "\x00" in subject:
         raise _claim_error("The assertion's sub must be a non-empty string.")
-    if not isinstance(jti, str) or not jti or len(jti) > JTI_MAX_LENGTH:
+    if not isinstance(jti, str) or not jti or len(jti) > JTI_MAX_LENGTH or "\x00" in jti:
         raise _claim_error(f"The assertion's jti must be a string of 1 to {JTI_MAX_LENGTH} characters.")
     return VerifiedAssertion(subject=subject, jti=jti, expires_at=int(exp))

@@ -53,7 +53,10 @@ def _parse_basic(header: str) -> tuple[str, str]:
     client_id, sep, secret = decoded.partition(":")
     if not sep or not client_id or not secret:
         raise InvalidClientError("The Basic authorization header must carry client_id:client_secret.", basic_used=True)
-    return unquote_plus(client_id), unquote_plus(secret)
+    client_id, secret = unquote_plus(client_id), unquote_plus(secret)
+    if "\x00" in client_id or "\x00" in secret:  # never valid, and PostgreSQL text refuses it (a 500 otherwise)
+        raise InvalidClientError("Client authentication failed: unknown client or wrong secret.", basic_used=True)
+    return client_id, secret
 
 
 class SecretClientAuthentication(ClientAuthentication):

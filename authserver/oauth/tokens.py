@@ -16,8 +16,8 @@ def decode_access_token(token: str, keyring, issuer: str) -> dict | None:
         return None
     header = jws.header
     kid = header.get("kid")
-    if header.get("typ") != ACCESS_TOKEN_JWT_TYP or not isinstance(kid, str):
-        return None
+    if header.get("typ") != ACCESS_TOKEN_JWT_TYP or not isinstance(kid, str) or len(kid) > 64 or "\x00" in kid:
+        return None  # kid is looked up in the database: PostgreSQL text refuses NUL
     entry = keyring.verification_key(kid)
     if entry is None:
         return None

@@ -44,6 +44,8 @@ def check_form_request():
     for key in form:
         if len(form.getlist(key)) > 1:
             return _error(InvalidRequestError("A request parameter is repeated: each may appear at most once."))
+        if "\x00" in form[key]:  # no parameter has a use for it, and PostgreSQL text refuses it (a 500 otherwise)
+            return _error(InvalidRequestError("A request parameter contains a NUL character."))
     return None
 
 

@@ -72,3 +72,35 @@ def test_generated_assertions_from_an_authenticated_client_never_get_a_server_er
 def test_raw_bodies_never_get_a_server_error(http, tenant, raw, content_type):
     for path in PATHS:
         _check(http.post(path, data=raw, headers={**tenant.auth(), "Content-Type": content_type}))
+
+
+def test_nul_characters_are_refused_not_crashed_on(http, tenant):
+    """PostgreSQL text cannot hold NUL: every place a client can put one must answer 4xx, not 500."""
+    from .helpers import assert_nothing_issued, assert_oauth_error, b64url_json, case
+    from ..conftest import basic
+
+    with case("form value"):
+        assert_oauth_error(http.post("/oauth/token", data=tenant.token_form(client_id="c\x00", client_secret="s\x00")),
+                           400, "invalid_request")
+    for client_id, secret in (("c\x00", "s"), (tenant.client_id, "s\x00"), ("c%00", "s"), (tenant.client_id, "s%00")):
+        with case(("basic", client_id, secret)):
+            assert_oauth_error(http.post("/oauth/token", data=tenant.token_form(), headers=basic(client_id, secret)),
+                               401, "invalid_client")
+    for claim in ("sub", "jti"):
+        with case(claim):
+            assertion = tenant.assertion(**{claim: "x\x00y"})
+            assert_oauth_error(http.post("/oauth/token", data=tenant.token_form(assertion), headers=tenant.auth()),
+                               400, "invalid_grant")
+    with case("assertion kid"):
+        assertion = tenant.assertion(headers={"kid": "k\x00"})
+        assert_oauth_error(http.post("/oauth/token", data=tenant.token_form(assertion), headers=tenant.auth()),
+                           400, "invalid_grant")
+    assert_nothing_issued()
+    for kid in ("\x00", "a\x00b", "k" * 5000):
+        forged = f"{b64url_json({'alg': 'RS256', 'kid': kid, 'typ': 'at+jwt'})}.{b64url_json({'jti': 'x'})}.c2ln"
+        for path in ("/oauth/introspect", "/oauth/revoke"):
+            with case((path, kid[:10])):
+                response = http.post(path, data={"token": forged}, headers=tenant.auth())
+                assert response.status_code == 200, response.get_data(as_text=True)[:200]
+                if path == "/oauth/introspect":
+                    assert response.get_json() == {"active": False}

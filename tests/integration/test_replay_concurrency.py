@@ -1,6 +1,6 @@
 """The same assertion sent by many callers at the same instant gives exactly one token (SPEC §4,
 RFC 7523 §3 item 7): each thread has its own app (its own engine and connections, like a worker
-process) on the one SQLite file."""
+process) on the one database (the SQLite file, or PostgreSQL when the suite has one)."""
 from __future__ import annotations
 
 import threading
@@ -18,7 +18,9 @@ CALLERS = 8
 
 def _race(app, forms: list[dict], headers: dict) -> list:
     """POST the forms from as many threads, released together; each thread has its own app."""
-    apps = [create_app({"instance_path": app.instance_path, "issuer": ISSUER}) for _ in forms]
+    settings = app.extensions["authserver.settings"]
+    same = {"instance_path": app.instance_path, "issuer": ISSUER, "database_url": settings.database_url}
+    apps = [create_app(same) for _ in forms]
     barrier = threading.Barrier(len(forms))
 
     def call(index):

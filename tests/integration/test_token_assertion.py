@@ -361,7 +361,7 @@ GARBAGE = (
     "W10.e30.c2ln",  # header is a JSON array
     "eyJhbGciOiJFUzI1NiIsImtpZCI6ImtleS0xIn0.W10.c2ln",  # payload is a JSON array
     "a.b.c.d.e",  # JWE compact serialization shape
-    "\x00\x01\x02",
+    "\x01\x02\x03",
 )
 
 
