@@ -7,9 +7,21 @@ from .constants import ACCESS_TOKEN_JWT_TYP
 
 
 def decode_access_token(token: str, keyring, issuer: str) -> dict | None:
-    """Claims of a token this server signed and that has not expired, or None."""
+    """Claims of a token this server signed and that has not expired, or None. A resource server
+    introspects the same token many times: the signature of a string already verified is not
+    checked again (the same bytes verify the same way); expiry is checked on every call."""
     if not isinstance(token, str) or len(token) > 8192:
         return None
+    claims = keyring.verified_claims(token)
+    if claims is not None:
+        return claims if claims["exp"] > clock.now() else None
+    claims = _verify_signed_claims(token, keyring, issuer)
+    if claims is not None:
+        keyring.remember_verified(token, claims)
+    return claims
+
+
+def _verify_signed_claims(token: str, keyring, issuer: str) -> dict | None:
     try:
         jws = parse_compact(token)
     except MalformedJWS:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
@@ -84,6 +85,7 @@ class KeyRing:
         self._current: ActiveSigningKey | None = None
         self._checked_at = -1.0
         self._public: dict[str, tuple[Any, str, int | None]] = {}
+        self._verified: OrderedDict[str, dict] = OrderedDict()
 
     def signing_key(self) -> ActiveSigningKey:
         now = clock.now()
@@ -108,6 +110,24 @@ class KeyRing:
 
     def sign(self, claims: dict) -> str:
         return self.signing_key().signer.sign(claims)
+
+    VERIFIED_CACHE_SIZE = 10000
+
+    def verified_claims(self, token: str) -> dict | None:
+        """Claims of a token string whose signature this process already verified."""
+        claims = self._verified.get(token)
+        if claims is not None:
+            try:
+                self._verified.move_to_end(token)
+            except KeyError:  # evicted by another thread meanwhile
+                pass
+        return claims
+
+    def remember_verified(self, token: str, claims: dict) -> None:
+        with self._lock:
+            self._verified[token] = claims
+            if len(self._verified) > self.VERIFIED_CACHE_SIZE:
+                self._verified.popitem(last=False)
 
     def verification_key(self, kid: str) -> tuple[Any, str, int | None] | None:
         """(public key, alg, retired_at) of a published signing key, or None."""
