@@ -32,6 +32,11 @@ def configure_logging(level: str = "INFO") -> None:
     global _configured
     if _configured:
         return
+    # The records need no caller frame, thread or process names: skip collecting them per line.
+    logging._srcfile = None
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter())
     root = logging.getLogger("authserver")

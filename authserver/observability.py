@@ -18,17 +18,29 @@ CLIENT_AUTH_FAILURES = Counter("authserver_client_auth_failures_total", "Failed 
 
 
 class Metrics:
+    """Recording helpers; labelled children are looked up once and kept (labels() takes a lock)."""
+
+    def __init__(self):
+        self._children: dict[tuple, object] = {}
+
+    def _child(self, metric, *labels):
+        key = (metric, labels)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*labels)
+        return child
+
     def token_issued(self, auth_method: str) -> None:
-        TOKENS_ISSUED.labels(auth_method or "unknown").inc()
+        self._child(TOKENS_ISSUED, auth_method or "unknown").inc()
 
     def oauth_error(self, error: str) -> None:
-        OAUTH_ERRORS.labels(error).inc()
+        self._child(OAUTH_ERRORS, error).inc()
         if error == "invalid_client":
             CLIENT_AUTH_FAILURES.inc()
 
     def observe_request(self, endpoint: str, status: int, started: float) -> None:
-        REQUESTS.labels(endpoint, str(status)).inc()
-        LATENCY.labels(endpoint).observe(time.perf_counter() - started)
+        self._child(REQUESTS, endpoint, str(status)).inc()
+        self._child(LATENCY, endpoint).observe(time.perf_counter() - started)
 
 
 def render_metrics() -> tuple[bytes, str]:
