@@ -3,8 +3,7 @@ from __future__ import annotations
 
 from authlib.oauth2.rfc7662 import IntrospectionEndpoint
 
-from .. import clock
-from ..services.tokens import find_token_record
+from ..services.tokens import active_token_record
 from .constants import CLIENT_AUTH_METHODS, TOKEN_TYPE_BEARER
 from .errors import InvalidRequestError
 from .tokens import decode_access_token
@@ -21,14 +20,7 @@ class AccessTokenIntrospection(IntrospectionEndpoint):
     def query_token(self, token_string, token_type_hint):
         runtime = self.server.runtime
         claims = decode_access_token(token_string, runtime.keyring, runtime.settings.issuer)
-        if claims is None:
-            return None
-        record = find_token_record(claims["jti"])
-        if record is None or record.revoked_at is not None or record.disabled_at is not None:
-            return None
-        if record.expires_at <= clock.now():
-            return None
-        return record
+        return active_token_record(claims) if claims is not None else None
 
     def check_permission(self, token, client, request):
         """A resource server (set by the operator) may introspect every token; other clients only their own."""
