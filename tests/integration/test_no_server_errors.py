@@ -16,6 +16,8 @@ from .helpers import b64url, count
 PATHS = ("/oauth/token", "/oauth/introspect", "/oauth/revoke")
 NAMES = ("grant_type", "assertion", "scope", "client_id", "client_secret", "token", "token_type_hint", "x")
 text = st.text(min_size=0, max_size=300)
+# What an HTTP client can put in a header value (no line breaks; latin-1 on the wire).
+header_text = st.text(st.characters(codec="latin-1", exclude_characters="\r\n"), max_size=300)
 json_value = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=40),
     lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=10), children, max_size=4),
@@ -41,7 +43,7 @@ def _check(response) -> None:
 @given(
     path=st.sampled_from(PATHS),
     form=st.dictionaries(st.sampled_from(NAMES), text | jws_shaped, max_size=6),
-    authorization=st.none() | text | st.builds(lambda raw: "Basic " + base64.b64encode(raw).decode(), st.binary(max_size=80)),
+    authorization=st.none() | header_text | st.builds(lambda raw: "Basic " + base64.b64encode(raw).decode(), st.binary(max_size=80)),
     use_tenant=st.booleans(),
 )
 def test_generated_requests_never_get_a_server_error(http, tenant, path, form, authorization, use_tenant):
