@@ -331,7 +331,8 @@ def test_kid_not_a_string_is_refused(http, tenant):
 
 def test_unknown_crit_header_is_refused(http, tenant):
     header = {"alg": "ES256", "kid": tenant.kid, "crit": ["urn:example:unknown"], "urn:example:unknown": 1}
-    refused(http, tenant, _es256_signed(header, _claims(tenant), tenant.private_key))
+    body = refused(http, tenant, _es256_signed(header, _claims(tenant), tenant.private_key))
+    assert "crit" in body["error_description"]
     refused(http, tenant, _es256_signed({"alg": "ES256", "kid": tenant.kid, "crit": ["exp"]}, _claims(tenant), tenant.private_key))
     refused(http, tenant, _es256_signed({"alg": "ES256", "kid": tenant.kid, "crit": []}, _claims(tenant), tenant.private_key))
 
