@@ -51,6 +51,8 @@ def check_form_request():
 
 @bp.post(PATH_TOKEN)
 def token():
+    if not request.form.get("grant_type"):
+        return _error(InvalidRequestError("The grant_type parameter is missing."))  # RFC 6749 §5.2
     return _server().create_token_response()
 
 
