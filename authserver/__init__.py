@@ -94,7 +94,7 @@ def _init_oauth(app: Flask, settings: Settings) -> None:
     app.extensions["authserver.redis"] = redis_client
     runtime = OAuthRuntime(
         settings=settings,
-        keyring=KeyRing(settings.key_encryption_key, settings.signing_key_refresh),
+        keyring=KeyRing(settings.key_encryption_key, settings.signing_key_refresh, settings.signing_key_activation_delay),
         client_keys=ClientKeyCache(),
         replay=RedisReplayCache(redis_client) if redis_client is not None else DatabaseReplayCache(),
         metrics=Metrics(),

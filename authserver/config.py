@@ -33,6 +33,7 @@ class Settings:
     scopes_supported: tuple[str, ...]
     redis_url: str
     signing_key_refresh: int
+    signing_key_activation_delay: int
     rate_limit_auth_failures_per_client: int
     rate_limit_auth_failures_per_address: int
     rate_limit_token_requests_per_client: int
@@ -120,6 +121,7 @@ def load_settings(overrides: dict | None = None) -> Settings:
         scopes_supported=tuple(str(raw["scopes_supported"]).split()),
         redis_url=str(raw["redis_url"]),
         signing_key_refresh=as_int("signing_key_refresh", 1),
+        signing_key_activation_delay=as_int("signing_key_activation_delay"),
         rate_limit_auth_failures_per_client=as_int("rate_limit_auth_failures_per_client"),
         rate_limit_auth_failures_per_address=as_int("rate_limit_auth_failures_per_address"),
         rate_limit_token_requests_per_client=as_int("rate_limit_token_requests_per_client"),

@@ -23,11 +23,15 @@ from .common import CLI_ACTOR, Actor, current_settings, transactional
 
 @transactional
 def rotate_signing_key(alg: str | None = None, actor: Actor = CLI_ACTOR) -> SigningKey:
-    """Make a new key current. Older keys stay published until the tokens they signed have expired."""
+    """Add a new signing key. It is published at once and signs tokens once the activation delay
+    has passed; until then the current key keeps signing, and it stays published until the tokens
+    it signed have expired. The first key of an empty database signs at once."""
     settings = current_settings()
     pair = generate_signing_key(alg or settings.signing_alg)
     now = clock.now()
-    db.session.execute(update(SigningKey).where(SigningKey.retired_at.is_(None)).values(retired_at=now))
+    db.session.execute(
+        update(SigningKey).where(SigningKey.retired_at.is_(None)).values(retired_at=now + settings.signing_key_activation_delay)
+    )
     row = SigningKey(
         kid=pair.kid,
         alg=pair.alg,
@@ -66,6 +70,16 @@ def jwks() -> dict:
     return {"keys": [json.loads(row.public_jwk) for row in published_keys()]}
 
 
+def choose_signing_key(candidates, now: int, activation_delay: int):
+    """The newest key that has been published for the activation delay; failing that, the oldest
+    key not yet retired (the one already signing, or the only key of a fresh installation).
+    `candidates` are the keys not yet retired, newest first."""
+    for row in candidates:
+        if row.created_at <= now - activation_delay:
+            return row
+    return candidates[-1] if candidates else None
+
+
 @dataclass(frozen=True)
 class ActiveSigningKey:
     kid: str
@@ -78,9 +92,10 @@ class KeyRing:
     """Parsed signing keys of one process: the current key is re-read every `refresh` seconds,
     verification keys are loaded once per kid."""
 
-    def __init__(self, key_encryption_key: bytes, refresh: int):
+    def __init__(self, key_encryption_key: bytes, refresh: int, activation_delay: int = 0):
         self._kek = key_encryption_key
         self._refresh = refresh
+        self._activation_delay = activation_delay
         self._lock = threading.Lock()
         self._current: ActiveSigningKey | None = None
         self._checked_at = -1.0
@@ -93,12 +108,11 @@ class KeyRing:
         if current is not None and now - self._checked_at < self._refresh:
             return current
         with self._lock:
-            row = db.session.execute(
-                select(SigningKey.kid, SigningKey.alg, SigningKey.private_key_encrypted)
-                .where(SigningKey.retired_at.is_(None))
-                .order_by(SigningKey.created_at.desc())
-                .limit(1)
-            ).first()
+            row = choose_signing_key(db.session.execute(
+                select(SigningKey.kid, SigningKey.alg, SigningKey.private_key_encrypted, SigningKey.created_at)
+                .where(or_(SigningKey.retired_at.is_(None), SigningKey.retired_at > now))
+                .order_by(SigningKey.created_at.desc(), SigningKey.kid)
+            ).all(), now, self._activation_delay)
             if row is None:
                 raise RuntimeError("no signing key: run 'authserver init'")
             if self._current is None or self._current.kid != row.kid:

@@ -71,7 +71,12 @@ def test_signing_key_rotation_keeps_old_tokens_valid(app, http, tenant):
     old_token = get_token(http, tenant)["access_token"]
     old_kid = jwt.get_unverified_header(old_token)["kid"]
     new_key = rotate_signing_key()
-    clock.shift(app.extensions["authserver.settings"].signing_key_refresh + 1)  # workers re-read the current key
+    settings = app.extensions["authserver.settings"]
+    # The new key is published at once but signs only after the activation delay.
+    assert new_key.kid in {k["kid"] for k in http.get("/oauth/jwks").get_json()["keys"]}
+    clock.shift(settings.signing_key_refresh + 1)  # workers re-read the keys
+    assert jwt.get_unverified_header(get_token(http, tenant)["access_token"])["kid"] == old_kid
+    clock.shift(settings.signing_key_activation_delay)
     new_token = get_token(http, tenant)["access_token"]
     assert jwt.get_unverified_header(new_token)["kid"] == new_key.kid != old_kid
 
@@ -81,7 +86,8 @@ def test_signing_key_rotation_keeps_old_tokens_valid(app, http, tenant):
     for token in (old_token, new_token):
         kid = jwt.get_unverified_header(token)["kid"]
         # The server clock moved ahead, PyJWT's did not: allow for it.
-        jwt.decode(token, key_set[kid].key, algorithms=["RS256"], audience=ISSUER, issuer=ISSUER, leeway=60)
+        jwt.decode(token, key_set[kid].key, algorithms=["RS256"], audience=ISSUER, issuer=ISSUER,
+                   leeway=settings.signing_key_refresh + settings.signing_key_activation_delay + 60)
         answer = http.post("/oauth/introspect", data={"token": token}, headers=tenant.auth()).get_json()
         assert answer["active"] is True, kid
 
@@ -170,7 +176,9 @@ def test_pyjwkclient_follows_a_signing_key_rotation(live):
     old_key = jwks_client.get_signing_key_from_jwt(old_token)
 
     new_row = rotate_signing_key()
-    clock.shift(live.app.extensions["authserver.settings"].signing_key_refresh + 1)
+    settings = live.app.extensions["authserver.settings"]
+    shifted = settings.signing_key_refresh + settings.signing_key_activation_delay + 1
+    clock.shift(shifted)
     new_token = _token_over_http(live, tenant)
     assert jwt.get_unverified_header(new_token)["kid"] == new_row.kid
 
@@ -178,7 +186,8 @@ def test_pyjwkclient_follows_a_signing_key_rotation(live):
     new_key = jwks_client.get_signing_key_from_jwt(new_token)
     assert new_key.key_id == new_row.kid != old_key.key_id
     for token, key in ((old_token, jwks_client.get_signing_key_from_jwt(old_token)), (new_token, new_key)):
-        jwt.decode(token, key.key, algorithms=["RS256"], audience=live.url, issuer=live.url, leeway=60)
+        # The server clock moved ahead, PyJWT's did not: allow for it.
+        jwt.decode(token, key.key, algorithms=["RS256"], audience=live.url, issuer=live.url, leeway=shifted + 60)
         answer = requests.post(live.url + "/oauth/introspect", data={"token": token},
                                auth=(tenant.client_id, tenant.client_secret), timeout=10)
         assert answer.status_code == 200 and answer.json()["active"] is True

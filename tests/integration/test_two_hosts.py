@@ -36,6 +36,7 @@ def cluster(tmp_path_factory):
         "AUTHSERVER_KEY_ENCRYPTION_KEY": secrets.token_urlsafe(32),
         "AUTHSERVER_SESSION_KEY": secrets.token_urlsafe(32),
         "AUTHSERVER_SIGNING_KEY_REFRESH": "1",
+        "AUTHSERVER_SIGNING_KEY_ACTIVATION_DELAY": "3",
         "AUTHSERVER_SIGNING_ALG": "ES256",
     }
     root = tmp_path_factory.mktemp("hosts")
@@ -127,7 +128,11 @@ def test_signing_key_rotated_on_one_host_is_served_by_both(cluster):
     for base in (c["a"], c["b"]):
         kids = [k["kid"] for k in requests.get(base + "/oauth/jwks", timeout=10).json()["keys"]]
         assert new_kid in kids and jwt.get_unverified_header(old_token)["kid"] in kids
-    time.sleep(1.5)  # AUTHSERVER_SIGNING_KEY_REFRESH=1: workers pick up the new key within a second
+    old_kid = jwt.get_unverified_header(old_token)["kid"]
+    # Published at once, signing only after the activation delay (3 s here): the old key signs meanwhile.
+    for base in (c["a"], c["b"]):
+        assert jwt.get_unverified_header(_token(base, c, secret).json()["access_token"])["kid"] == old_kid
+    time.sleep(3 + 1.5)  # the delay, plus AUTHSERVER_SIGNING_KEY_REFRESH=1 for the workers to re-read
     for base in (c["a"], c["b"]):
         for _ in range(3):
             fresh = _token(base, c, secret).json()["access_token"]
