@@ -87,7 +87,8 @@ def init():
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=int)
 @click.option("--workers", default=None, type=int, help="gunicorn workers (default from config/gunicorn.conf.py)")
-def serve(host: str, port: int, workers: int | None):
+@click.option("--json", "as_json", is_flag=True, help="Print where it serves as one JSON document on stdout.")
+def serve(host: str, port: int, workers: int | None, as_json: bool):
     """Initialise if needed, then serve with gunicorn."""
     app = _app()
     with app.app_context():
@@ -100,6 +101,11 @@ def serve(host: str, port: int, workers: int | None):
             stale.unlink()
     metrics_dir.mkdir(parents=True, exist_ok=True)
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
+    if as_json:
+        click.echo(json.dumps({"issuer": settings.issuer, "url": f"http://{host}:{port}",
+                               "metadata": f"{settings.issuer}/.well-known/oauth-authorization-server",
+                               "console": f"{settings.issuer}/console"}, sort_keys=True))
+        sys.stdout.flush()
     click.echo(f"authserver serving {settings.issuer} on http://{host}:{port}", err=True)
     click.echo(f"  metadata: http://{host}:{port}/.well-known/oauth-authorization-server", err=True)
     click.echo(f"  console:  http://{host}:{port}/console", err=True)
@@ -422,12 +428,14 @@ def sign_assertion(private_key_pem: bytes, client_id: str, subject: str, audienc
 @click.option("--kid", default=None)
 @click.option("--audience", default=None, help="Default: the issuer's token endpoint.")
 @click.option("--lifetime", default=300, show_default=True, type=int)
-def assertion(key_file, client_id, subject, kid, audience, lifetime):
+@click.option("--json", "as_json", is_flag=True, help='Print {"assertion": ...} instead of the bare JWT.')
+def assertion(key_file, client_id, subject, kid, audience, lifetime, as_json):
     """Sign a fresh JWT bearer assertion with a client's private key (runs on the client side)."""
     from .config import load_settings
 
     audience = audience or load_settings().token_endpoint
-    click.echo(sign_assertion(Path(key_file).read_bytes(), client_id, subject, audience, kid, lifetime))
+    signed = sign_assertion(Path(key_file).read_bytes(), client_id, subject, audience, kid, lifetime)
+    click.echo(json.dumps({"assertion": signed}) if as_json else signed)
 
 
 @main.command()

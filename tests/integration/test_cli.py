@@ -288,6 +288,24 @@ def test_demo_prints_a_working_client_and_curl_line(cli):
     response = app.test_client().post("/oauth/token", data={k: unquote_plus(v) for k, v in form.items()},
                                       headers=basic(client_id, secret))
     assert response.status_code == 200, response.get_json()
+    # The demo admin can sign into the console with the password shown once.
+    assert demo["admin_email"] and demo["admin_password"]
+    with app.app_context():
+        from authserver.services.accounts import authenticate_user
+
+        admin = authenticate_user(demo["admin_email"], demo["admin_password"])
+        assert admin is not None and admin.is_admin and admin.org_id == demo["org_id"]
+        db.engine.dispose()
+
+
+def test_assertion_command_signs_a_usable_assertion(cli, tmp_path):
+    demo = cli.json("demo")
+    signed = cli.json("assertion", "--key", demo["private_key_file"], "--client-id", demo["client_id"],
+                      "--subject", demo["account_id"], "--kid", demo["kid"])["assertion"]
+    app = cli.app()
+    response = app.test_client().post("/oauth/token", data={"grant_type": JWT_BEARER, "assertion": signed},
+                                      headers=basic(demo["client_id"], demo["client_secret"]))
+    assert response.status_code == 200, response.get_json()
     with app.app_context():
         db.engine.dispose()
 
