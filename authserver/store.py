@@ -6,8 +6,10 @@ Every statement here is an ordinary SQLAlchemy construct (so it stays database-a
 execution skips the ORM."""
 from __future__ import annotations
 
+import fcntl
 import os
 import threading
+from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any
 
@@ -115,6 +117,32 @@ def rollback() -> None:
     current = _current.get()
     if current is not None:
         current[0].rollback()
+
+
+_lock_files: dict[str, int] = {}
+
+
+@contextmanager
+def write_section():
+    """Hold the database's write lock for a short burst of writes ending in commit or rollback.
+
+    SQLite admits one writer at a time, and a writer that finds the lock taken sleeps in steps of
+    milliseconds before retrying, far longer than our write bursts last. On a SQLite file the
+    workers therefore queue on an advisory file lock, which wakes the next one the moment it is
+    released. Other databases lock rows themselves; there this does nothing."""
+    engine = db.engine
+    path = engine.url.database if engine.dialect.name == "sqlite" else None
+    if not path or path == ":memory:":
+        yield
+        return
+    fd = _lock_files.get(path)
+    if fd is None:
+        fd = _lock_files[path] = os.open(path + ".writelock", os.O_RDWR | os.O_CREAT, 0o600)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    try:
+        yield
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
 
 
 def integrity_error() -> type[Exception]:

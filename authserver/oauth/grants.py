@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from authlib.oauth2.rfc7523 import JWTBearerGrant
 from .. import store
-from ..services.tokens import is_active_subject, issue_access_token
+from ..services.tokens import is_active_subject, mint_access_token, save_access_token
 from .assertions import verify_assertion
 from .constants import CLIENT_AUTH_METHODS, TOKEN_TYPE_BEARER
 from .errors import InvalidGrantError, InvalidRequestError, InvalidScopeError, SlowDownError, TemporarilyUnavailableError
@@ -49,31 +49,34 @@ class ConfidentialJWTBearerGrant(JWTBearerGrant):
         client = self.request.client
         verified = self.request.credential
         runtime = self.server.runtime
-        decision = runtime.rate_limiter.hit("token:client:" + client.client_id,
-                                            runtime.settings.rate_limit_token_requests_per_client, commit=False)
-        if not decision.allowed:
-            store.rollback()
-            raise SlowDownError("Too many token requests for this client; retry later.", decision.retry_after)
-        try:
-            # One transaction: the jti, the token record and the rate-limit count commit together.
-            runtime.replay.remember(client.client_id, verified.jti, verified.expires_at + runtime.settings.clock_skew)
-            issued = issue_access_token(
-                client_id=client.client_id,
-                secret_id=client.secret_id,
-                account_id=verified.subject,
-                scope=self.request.scope,
-                sign=runtime.keyring.sign,
-            )
-            store.commit()
-        except AssertionReplayed:
-            store.rollback()
-            raise InvalidGrantError(description=REPLAYED) from None
-        except ReplayCacheUnavailable:
-            store.rollback()
-            raise TemporarilyUnavailableError(description="The replay cache is unreachable; try again shortly.") from None
-        except store.integrity_error():
-            store.rollback()
-            raise InvalidGrantError(description=REPLAYED) from None
+        # Everything slow (signing) happens before the write burst, so the write lock is held briefly.
+        issued = mint_access_token(
+            client_id=client.client_id,
+            secret_id=client.secret_id,
+            account_id=verified.subject,
+            scope=self.request.scope,
+            sign=runtime.keyring.sign,
+        )
+        with store.write_section():
+            try:
+                # One transaction: the rate-limit count, the jti and the token record commit together.
+                decision = runtime.rate_limiter.hit("token:client:" + client.client_id,
+                                                    runtime.settings.rate_limit_token_requests_per_client, commit=False)
+                if not decision.allowed:
+                    store.rollback()
+                    raise SlowDownError("Too many token requests for this client; retry later.", decision.retry_after)
+                runtime.replay.remember(client.client_id, verified.jti, verified.expires_at + runtime.settings.clock_skew)
+                save_access_token(issued)
+                store.commit()
+            except AssertionReplayed:
+                store.rollback()
+                raise InvalidGrantError(description=REPLAYED) from None
+            except ReplayCacheUnavailable:
+                store.rollback()
+                raise TemporarilyUnavailableError(description="The replay cache is unreachable; try again shortly.") from None
+            except store.integrity_error():
+                store.rollback()
+                raise InvalidGrantError(description=REPLAYED) from None
         runtime.metrics.token_issued(client.auth_method)
         body = {
             "access_token": issued.access_token,

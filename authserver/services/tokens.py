@@ -47,6 +47,7 @@ class IssuedToken:
     expires_in: int
     scope: str
     jti: str
+    record: dict  # the row save_access_token stores
 
 
 def is_active_subject(org_id: str, account_id: str) -> bool:
@@ -54,8 +55,8 @@ def is_active_subject(org_id: str, account_id: str) -> bool:
     return store.fetch_one(_SUBJECT_QUERY, {"sub": account_id, "org": org_id}) is not None
 
 
-def issue_access_token(*, client_id: str, secret_id: str | None, account_id: str, scope: str, sign) -> IssuedToken:
-    """Sign an RFC 9068 access token and add its record to the current transaction (the caller commits)."""
+def mint_access_token(*, client_id: str, secret_id: str | None, account_id: str, scope: str, sign) -> IssuedToken:
+    """Sign an RFC 9068 access token. Nothing is written: the caller saves the record in its transaction."""
     settings = current_settings()
     now = clock.now()
     jti = secrets.token_urlsafe(16)
@@ -69,15 +70,16 @@ def issue_access_token(*, client_id: str, secret_id: str | None, account_id: str
         "iat": now,
         "exp": now + settings.access_token_ttl,
     }
-    token = sign(claims)
-    store.run(
-        _INSERT_TOKEN,
-        {
-            "jti": jti, "client_id": client_id, "account_id": account_id, "secret_id": secret_id, "scope": scope,
-            "audience": settings.audience, "issued_at": now, "expires_at": claims["exp"], "revoked_at": None,
-        },
-    )
-    return IssuedToken(access_token=token, expires_in=settings.access_token_ttl, scope=scope, jti=jti)
+    record = {
+        "jti": jti, "client_id": client_id, "account_id": account_id, "secret_id": secret_id, "scope": scope,
+        "audience": settings.audience, "issued_at": now, "expires_at": claims["exp"], "revoked_at": None,
+    }
+    return IssuedToken(access_token=sign(claims), expires_in=settings.access_token_ttl, scope=scope, jti=jti, record=record)
+
+
+def save_access_token(issued: IssuedToken) -> None:
+    """Add the token's record to the request's transaction (the caller commits)."""
+    store.run(_INSERT_TOKEN, issued.record)
 
 
 def find_token_record(jti: str):
