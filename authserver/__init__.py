@@ -5,6 +5,7 @@ import time
 import uuid
 
 from flask import Flask, Response, g, json, request
+from flask.sessions import SecureCookieSessionInterface
 from sqlalchemy import event, text
 from sqlalchemy.engine import Engine
 
@@ -12,6 +13,16 @@ from .config import PROJECT_ROOT, Settings, load_settings
 from .extensions import csrf, db, migrate
 
 __version__ = "0.1.0"
+
+
+class _CookieSessionsOutsideOAuth(SecureCookieSessionInterface):
+    """The OAuth endpoints authenticate every request themselves and never use the session
+    cookie: skip building its signer for them."""
+
+    def open_session(self, app, request):
+        if request.path.startswith(("/oauth/", "/.well-known/")):
+            return self.make_null_session(app)
+        return super().open_session(app, request)
 
 
 def _sqlite_pragmas(dbapi_connection, connection_record):
@@ -49,6 +60,7 @@ def create_app(overrides: dict | None = None) -> Flask:
         JSON_SORT_KEYS=False,
     )
     app.extensions["authserver.settings"] = settings
+    app.session_interface = _CookieSessionsOutsideOAuth()
     if settings.trusted_proxies:
         from werkzeug.middleware.proxy_fix import ProxyFix
 
