@@ -541,6 +541,36 @@ def run_baseline(tmp: Path, args, results: list[RunResult]) -> None:
         server.stop()
 
 
+def run_floor(tmp: Path, args, results: list[RunResult]) -> None:
+    """A Flask endpoint that does no OAuth work, on the same gunicorn settings: the fixed cost."""
+    log("== floor: a Flask endpoint doing no OAuth work, gunicorn 2 sync workers")
+    work = tmp / "floor"
+    work.mkdir()
+    auth_file = work / "request.txt"
+    write_private(auth_file, basic_auth("floor", "floor") + "\n")
+    gunicorn = [str(BIN_DIR / "gunicorn")] if (BIN_DIR / "gunicorn").exists() else ["gunicorn"]
+    port = free_port()
+    cmd = gunicorn + ["--workers", str(args.workers), "--worker-class", "sync", "--bind", f"127.0.0.1:{port}",
+                      "--chdir", str(BENCH_DIR / "floor")]
+    if _gunicorn_has_control_socket(gunicorn):
+        cmd.append("--no-control-socket")
+    cmd.append("app:app")
+    server = Server("floor", cmd, dict(os.environ), work, work / "server.log", port)
+    try:
+        server.start()
+        run_wrk(server.url, WRK_DIR / "baseline.lua", auth_file, 4, 1)
+        for c in args.concurrency:
+            res = RunResult("flask floor", "none", "none", "token", c)
+            try:
+                measure(server, res, WRK_DIR / "baseline.lua", auth_file, args.duration)
+            except BenchError as e:
+                res.failed, res.note = True, str(e).splitlines()[0][:200]
+                log(f"    {res.label}: FAILED {e}")
+            results.append(res)
+    finally:
+        server.stop()
+
+
 def _gunicorn_has_control_socket(gunicorn: list[str]) -> bool:
     try:
         out = subprocess.run(
@@ -1227,6 +1257,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.only in ("all", "baseline"):
             try:
                 run_baseline(tmp, args, results)
+                run_floor(tmp, args, results)
             except BenchError as e:
                 notes.append(f"baseline not measured: {str(e).splitlines()[0][:300]}")
                 log(f"  FAILED: {e}")
