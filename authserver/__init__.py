@@ -186,21 +186,28 @@ def _register_request_hooks(app: Flask) -> None:
 
     @app.before_request
     def start_timer():
-        g.started = time.perf_counter()
-        g.request_id = request.headers.get("X-Request-Id", "")[:64] or uuid.uuid4().hex
+        ctx = g._get_current_object()
+        ctx.started = time.perf_counter()
+        ctx.request_id = request.headers.get("X-Request-Id", "")[:64] or uuid.uuid4().hex
 
     @app.after_request
     def finish(response: Response):
-        endpoint = request.url_rule.rule if request.url_rule is not None else "unmatched"
-        metrics.observe_request(endpoint, response.status_code, g.get("started", time.perf_counter()))
-        response.headers["X-Request-Id"] = g.get("request_id", "")
-        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        ctx = g._get_current_object()
+        req = request._get_current_object()
+        started = getattr(ctx, "started", None) or time.perf_counter()
+        request_id = getattr(ctx, "request_id", "")
+        endpoint = req.url_rule.rule if req.url_rule is not None else "unmatched"
+        metrics.observe_request(endpoint, response.status_code, started)
+        headers = response.headers
+        headers["X-Request-Id"] = request_id
+        headers.setdefault("X-Content-Type-Options", "nosniff")
         if access_log.isEnabledFor(logging.INFO):
             # Path only: the query string and bodies may carry credentials and are never logged.
             access_log.info(
                 "request",
-                extra={"request_id": g.get("request_id"), "method": request.method, "path": request.path,
-                       "status": response.status_code, "remote_addr": request.remote_addr},
+                extra={"request_id": request_id, "method": req.method, "path": req.path,
+                       "status": response.status_code, "remote_addr": req.remote_addr,
+                       "duration_ms": round((time.perf_counter() - started) * 1000, 2)},
             )
         return response
 
