@@ -508,29 +508,27 @@ def run_baseline(tmp: Path, args, results: list[RunResult]) -> None:
         raise BenchError(f"baseline set-up failed: {err[-1] if err else init.returncode}")
     auth_file = work / "request.txt"
     write_private(auth_file, basic_auth(client_id, client_secret) + "\n")
+    run_plain_gunicorn("baseline", BENCH_DIR / "baseline", "app:create_app()", env, work, auth_file,
+                       ("baseline", "sqlite", "opaque"), args, results)
+
+
+def run_plain_gunicorn(name: str, app_dir: Path, app_spec: str, env: dict, work: Path, auth_file: Path,
+                       labels: tuple[str, str, str], args, results: list[RunResult]) -> None:
+    """Serve a small comparison app with gunicorn's sync workers and measure its token endpoint."""
     gunicorn = [str(BIN_DIR / "gunicorn")] if (BIN_DIR / "gunicorn").exists() else ["gunicorn"]
-    cmd = gunicorn + [
-        "--workers",
-        str(args.workers),
-        "--worker-class",
-        "sync",
-        "--bind",
-        "127.0.0.1:{port}",
-        "--chdir",
-        str(BENCH_DIR / "baseline"),
-    ]
+    port = free_port()
+    cmd = gunicorn + ["--workers", str(args.workers), "--worker-class", "sync", "--bind", f"127.0.0.1:{port}",
+                      "--chdir", str(app_dir)]
     if _gunicorn_has_control_socket(gunicorn):
         cmd.append("--no-control-socket")
-    cmd.append("app:create_app()")
-    port = free_port()
-    cmd = [c.replace("{port}", str(port)) for c in cmd]
-    server = Server("baseline", cmd, env, work, work / "server.log", port)
+    cmd.append(app_spec)
+    server = Server(name, cmd, env, work, work / "server.log", port)
     try:
         server.start()
         # Warm both workers up.
         run_wrk(server.url, WRK_DIR / "baseline.lua", auth_file, 4, 1)
         for c in args.concurrency:
-            res = RunResult("baseline", "sqlite", "opaque", "token", c)
+            res = RunResult(labels[0], labels[1], labels[2], "token", c)
             try:
                 measure(server, res, WRK_DIR / "baseline.lua", auth_file, args.duration)
             except BenchError as e:
@@ -548,27 +546,8 @@ def run_floor(tmp: Path, args, results: list[RunResult]) -> None:
     work.mkdir()
     auth_file = work / "request.txt"
     write_private(auth_file, basic_auth("floor", "floor") + "\n")
-    gunicorn = [str(BIN_DIR / "gunicorn")] if (BIN_DIR / "gunicorn").exists() else ["gunicorn"]
-    port = free_port()
-    cmd = gunicorn + ["--workers", str(args.workers), "--worker-class", "sync", "--bind", f"127.0.0.1:{port}",
-                      "--chdir", str(BENCH_DIR / "floor")]
-    if _gunicorn_has_control_socket(gunicorn):
-        cmd.append("--no-control-socket")
-    cmd.append("app:app")
-    server = Server("floor", cmd, dict(os.environ), work, work / "server.log", port)
-    try:
-        server.start()
-        run_wrk(server.url, WRK_DIR / "baseline.lua", auth_file, 4, 1)
-        for c in args.concurrency:
-            res = RunResult("flask floor", "none", "none", "token", c)
-            try:
-                measure(server, res, WRK_DIR / "baseline.lua", auth_file, args.duration)
-            except BenchError as e:
-                res.failed, res.note = True, str(e).splitlines()[0][:200]
-                log(f"    {res.label}: FAILED {e}")
-            results.append(res)
-    finally:
-        server.stop()
+    run_plain_gunicorn("floor", BENCH_DIR / "floor", "app:app", dict(os.environ), work, auth_file,
+                       ("flask floor", "none", "none"), args, results)
 
 
 def _gunicorn_has_control_socket(gunicorn: list[str]) -> bool:
