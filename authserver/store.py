@@ -9,6 +9,7 @@ from __future__ import annotations
 import fcntl
 import os
 import threading
+import weakref
 from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any
@@ -17,7 +18,7 @@ from sqlalchemy import event
 
 from .extensions import db
 
-_watched: set[int] = set()
+_watched: "weakref.WeakSet" = weakref.WeakSet()
 
 # The connection a request uses: a DBAPI connection each worker thread keeps checked out of the
 # engine's pool across requests (a checkout per request costs more than the statements), rolled
@@ -28,8 +29,8 @@ _held = threading.local()
 
 def _forget_engine(engine) -> None:
     held = getattr(_held, "by_engine", None)
-    if held:
-        entry = held.pop(id(engine), None)
+    if held is not None:
+        entry = held.pop(engine, None)
         if entry is not None:
             _close_quietly(entry[0])
 
@@ -68,14 +69,14 @@ def _connection() -> tuple[Any, Any]:
         engine = db.engine
         held = getattr(_held, "by_engine", None)
         if held is None:
-            held = _held.by_engine = {}
-        entry = held.get(id(engine))
+            held = _held.by_engine = weakref.WeakKeyDictionary()  # an engine that goes away takes its entry along
+        entry = held.get(engine)
         if entry is None or entry[2] != os.getpid():
-            if id(engine) not in _watched:
-                _watched.add(id(engine))
+            if engine not in _watched:
+                _watched.add(engine)
                 event.listen(engine, "engine_disposed", _forget_engine)
             entry = (engine.raw_connection(), engine.dialect, os.getpid())
-            held[id(engine)] = entry
+            held[engine] = entry
         current = (entry[0], entry[1])
         _current.set(current)
     return current
@@ -157,8 +158,8 @@ def release(exc: BaseException | None = None) -> None:
         try:
             current[0].rollback()
         except Exception:  # the connection failed: drop it, the next request checks out a new one
-            held = getattr(_held, "by_engine", {})
+            held = getattr(_held, "by_engine", None) or {}
             for key, entry in list(held.items()):
                 if entry[0] is current[0]:
-                    del held[key]
+                    held.pop(key, None)
             _close_quietly(current[0])
