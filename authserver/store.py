@@ -1,5 +1,5 @@
-"""The request hot path's SQL, compiled once per dialect from SQLAlchemy constructs and run on the
-pooled DBAPI connection. The token endpoint runs a handful of statements per request; going through
+"""The request hot path's SQL, compiled once per dialect from SQLAlchemy constructs and run on a
+DBAPI connection from the engine's pool. The token endpoint runs a handful of statements per request; going through
 the ORM session for each costs more CPU than the signature checks do.
 
 Every statement here is an ordinary SQLAlchemy construct (so it stays database-agnostic); only the
@@ -10,6 +10,7 @@ import fcntl
 import os
 import threading
 import weakref
+from collections import deque
 from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any
@@ -18,21 +19,33 @@ from sqlalchemy import event
 
 from .extensions import db
 
-_watched: "weakref.WeakSet" = weakref.WeakSet()
+# The connection a request uses. Idle DBAPI connections wait in a list per engine between requests
+# (a checkout from SQLAlchemy's pool per request costs more than the statements do); a request
+# takes one, and at its end rolls back whatever it left open and puts it back. At most as many
+# connections exist as requests ran at once. Disposing of the engine closes the idle ones.
+_current: ContextVar[tuple[Any, Any, Any] | None] = ContextVar("authserver_hot_connection", default=None)
+_idle: "weakref.WeakKeyDictionary[Any, deque]" = weakref.WeakKeyDictionary()
+_idle_lock = threading.Lock()
 
-# The connection a request uses: a DBAPI connection each worker thread keeps checked out of the
-# engine's pool across requests (a checkout per request costs more than the statements), rolled
-# back at the end of every request. Closed when the engine is disposed or the connection fails.
-_current: ContextVar[tuple[Any, Any] | None] = ContextVar("authserver_hot_connection", default=None)
-_held = threading.local()
+
+def _idle_list(engine) -> deque:
+    idle = _idle.get(engine)
+    if idle is None:
+        with _idle_lock:
+            idle = _idle.get(engine)
+            if idle is None:
+                idle = _idle[engine] = deque()
+                event.listen(engine, "engine_disposed", _close_idle)
+    return idle
 
 
-def _forget_engine(engine) -> None:
-    held = getattr(_held, "by_engine", None)
-    if held is not None:
-        entry = held.pop(engine, None)
-        if entry is not None:
-            _close_quietly(entry[0])
+def _close_idle(engine) -> None:
+    idle = _idle.get(engine)
+    while idle:
+        try:
+            _close_quietly(idle.pop()[0])
+        except IndexError:
+            break
 
 
 def _close_quietly(conn) -> None:
@@ -63,27 +76,29 @@ class Prepared:
         return entry
 
 
-def _connection() -> tuple[Any, Any]:
+def _connection() -> tuple[Any, Any, Any]:
     current = _current.get()
     if current is None:
         engine = db.engine
-        held = getattr(_held, "by_engine", None)
-        if held is None:
-            held = _held.by_engine = weakref.WeakKeyDictionary()  # an engine that goes away takes its entry along
-        entry = held.get(engine)
-        if entry is None or entry[2] != os.getpid():
-            if engine not in _watched:
-                _watched.add(engine)
-                event.listen(engine, "engine_disposed", _forget_engine)
-            entry = (engine.raw_connection(), engine.dialect, os.getpid())
-            held[engine] = entry
-        current = (entry[0], entry[1])
+        idle = _idle_list(engine)
+        pid = os.getpid()
+        current = None
+        while idle:
+            try:
+                conn, dialect, owner = idle.pop()
+            except IndexError:
+                break
+            if owner == pid:  # never a connection inherited across fork
+                current = (conn, dialect, engine)
+                break
+        if current is None:
+            current = (engine.raw_connection(), engine.dialect, engine)
         _current.set(current)
     return current
 
 
 def execute(prepared: Prepared, params: dict[str, Any]):
-    conn, dialect = _connection()
+    conn, dialect, _ = _connection()
     sql, order, literals = prepared.compiled(dialect)
     if literals:
         params = {**literals, **params}
@@ -120,7 +135,8 @@ def rollback() -> None:
         current[0].rollback()
 
 
-_lock_files: dict[str, int] = {}
+_lock_files: dict[tuple[str, int], int] = {}
+_thread_write_lock = threading.Lock()  # flock does not exclude threads sharing one descriptor
 
 
 @contextmanager
@@ -136,14 +152,16 @@ def write_section():
     if not path or path == ":memory:":
         yield
         return
-    fd = _lock_files.get(path)
+    key = (path, os.getpid())  # a forked worker opens its own descriptor: flock locks are per descriptor
+    fd = _lock_files.get(key)
     if fd is None:
-        fd = _lock_files[path] = os.open(path + ".writelock", os.O_RDWR | os.O_CREAT, 0o600)
-    fcntl.flock(fd, fcntl.LOCK_EX)
-    try:
-        yield
-    finally:
-        fcntl.flock(fd, fcntl.LOCK_UN)
+        fd = _lock_files[key] = os.open(path + ".writelock", os.O_RDWR | os.O_CREAT, 0o600)
+    with _thread_write_lock:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
 
 
 def integrity_error() -> type[Exception]:
@@ -151,15 +169,15 @@ def integrity_error() -> type[Exception]:
 
 
 def release(exc: BaseException | None = None) -> None:
-    """End the request's use of its connection, rolling back anything left uncommitted."""
+    """End the request's use of its connection: roll back anything left open and keep it for the next."""
     current = _current.get()
-    if current is not None:
-        _current.set(None)
-        try:
-            current[0].rollback()
-        except Exception:  # the connection failed: drop it, the next request checks out a new one
-            held = getattr(_held, "by_engine", None) or {}
-            for key, entry in list(held.items()):
-                if entry[0] is current[0]:
-                    held.pop(key, None)
-            _close_quietly(current[0])
+    if current is None:
+        return
+    _current.set(None)
+    conn, dialect, engine = current
+    try:
+        conn.rollback()
+    except Exception:  # the connection failed: drop it, a later request opens a new one
+        _close_quietly(conn)
+        return
+    _idle_list(engine).append((conn, dialect, os.getpid()))
