@@ -5,7 +5,7 @@ import base64
 import os
 import secrets
 import tomllib
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -132,6 +132,3 @@ def load_settings(overrides: dict | None = None) -> Settings:
         trusted_proxies=as_int("trusted_proxies"),
     )
 
-
-def setting_names() -> list[str]:
-    return [f.name for f in fields(Settings)]

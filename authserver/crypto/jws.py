@@ -62,17 +62,6 @@ def parse_compact(token: str) -> CompactJWS:
     return CompactJWS(header, claims, f"{parts[0]}.{parts[1]}".encode("ascii"), signature)
 
 
-def read_header(token: str) -> dict | None:
-    """The protected header alone, or None when it is not a JSON object in base64url."""
-    head, dot, _ = token.partition(".")
-    if not dot or not head or len(head) > 4096:
-        return None
-    try:
-        return _json_object(b64url_decode(head))
-    except MalformedJWS:
-        return None
-
-
 def signature_valid(jws: CompactJWS, alg: str, key: Any) -> bool:
     """Whether the signature verifies with `key` under `alg` (an asymmetric algorithm pinned by the caller)."""
     algorithm = _ALGORITHMS.get(alg)
