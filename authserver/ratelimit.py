@@ -1,6 +1,7 @@
 """Fixed-window rate limits shared by every worker and host: in Redis when configured, else in the database."""
 from __future__ import annotations
 
+import hashlib
 import logging
 from dataclasses import dataclass
 
@@ -25,6 +26,10 @@ ALLOWED = RateDecision(True)
 
 
 def _bucket(key: str, now: int) -> tuple[str, int]:
+    if len(key) > 120 or not key.isprintable():
+        # Keys carry caller-supplied text (an email, a client id): long or odd ones are hashed, so a
+        # bucket always fits its column and never holds a character the database refuses.
+        key = "h:" + hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
     start = now - now % WINDOW
     return f"{key}@{start}", start + WINDOW
 

@@ -8,13 +8,13 @@ from pydantic import Field
 
 from ..models import AuditEvent
 from ..services import audit as audit_service
+from ..services.audit import INT64_MAX
 from .auth import CallContext
 from .routing import operation
 from .schemas import QueryParameters, ResponseBody, Timestamp, timestamp
 
 TAG = "Audit"
 DEFAULT_LIMIT = 100
-INT64_MAX = 2**63 - 1
 
 
 class AuditQuery(QueryParameters):

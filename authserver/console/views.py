@@ -11,7 +11,7 @@ from werkzeug.exceptions import HTTPException
 from .. import clock
 from ..errors import DomainError, NotFound
 from ..services.accounts import create_account, disable_account, get_account, list_accounts
-from ..services.audit import list_events
+from ..services.audit import page_events
 from ..services.client_keys import add_key, delete_key, get_key, list_keys
 from ..services.client_secrets import add_secret, delete_secret, get_secret, list_secrets
 from ..services.clients import delete_client, get_client, list_clients, register_client, update_client
@@ -391,11 +391,10 @@ def disable_service_account(account_id: str):
 @bp.get("/audit")
 def audit_log():
     before = request.args.get("before", type=int)
-    events = list_events(org_id(), limit=AUDIT_PAGE_SIZE + 1, before_id=before)
-    older = events[AUDIT_PAGE_SIZE - 1].id if len(events) > AUDIT_PAGE_SIZE else None
+    events, older = page_events(org_id(), limit=AUDIT_PAGE_SIZE, before_id=before)
     people = {a.account_id: a for a in list_accounts(org_id())}
     rows = []
-    for event in events[:AUDIT_PAGE_SIZE]:
+    for event in events:
         try:
             details = json.loads(event.details or "{}")
         except ValueError:

@@ -12,7 +12,7 @@ from ..errors import Conflict, InvalidInput, NotFound
 from ..extensions import db
 from ..models import ACCOUNT_KINDS, Account
 from .audit import record_event
-from .common import CLI_ACTOR, Actor, clean_name, new_id, transactional
+from .common import CLI_ACTOR, Actor, clean_name, is_identifier, new_id, transactional
 from .organizations import get_organization
 
 EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,190}\.[^@\s]{1,63}$")
@@ -79,7 +79,7 @@ def create_account(
 
 
 def get_account(account_id: str, org_id: str | None = None) -> Account:
-    account = db.session.get(Account, account_id) if isinstance(account_id, str) else None
+    account = db.session.get(Account, account_id) if is_identifier(account_id) else None
     if account is None or (org_id is not None and account.org_id != org_id):
         raise NotFound("Account not found.")
     return account
@@ -104,7 +104,7 @@ def disable_account(account_id: str, org_id: str | None = None, actor: Actor = C
 
 def authenticate_user(email: object, password: object) -> Account | None:
     """The admin user with this email and password, or None. Costs the same whether or not the email exists."""
-    if not isinstance(email, str) or not isinstance(password, str) or len(password) > PASSWORD_MAX:
+    if not is_identifier(email, 254) or not isinstance(password, str) or len(password) > PASSWORD_MAX:
         return None
     account = db.session.scalar(select(Account).where(Account.email == email.strip().lower()))
     stored = account.password_hash if account is not None and account.password_hash else _DUMMY_HASH
@@ -120,7 +120,7 @@ def authenticate_user(email: object, password: object) -> Account | None:
 def active_admin(account_id: object, org_id: object) -> Account | None:
     """The account that may manage `org_id` (console session or management token), or None:
     it must still exist, belong to that organization, be a user, an admin, and not be disabled."""
-    if not isinstance(account_id, str) or not isinstance(org_id, str):
+    if not is_identifier(account_id) or not is_identifier(org_id):
         return None
     account = db.session.get(Account, account_id)
     if account is None or account.org_id != org_id or account.kind != "user" or not account.is_admin:

@@ -30,15 +30,16 @@ def record_event(actor: Actor, org_id: str | None, action: str, object_type: str
 PAGE_MAX = 500
 
 
+INT64_MAX = 2**63 - 1
+
+
 def _events(org_id: str, limit: int, before_id: int | None) -> list[AuditEvent]:
+    if before_id is not None and before_id <= 1:
+        return []  # nothing is older than the first event
     query = select(AuditEvent).where(AuditEvent.org_id == org_id)
-    if before_id is not None:
+    if before_id is not None and before_id <= INT64_MAX:
         query = query.where(AuditEvent.id < before_id)
     return list(db.session.scalars(query.order_by(AuditEvent.id.desc()).limit(limit)))
-
-
-def list_events(org_id: str, limit: int = 100, before_id: int | None = None) -> list[AuditEvent]:
-    return _events(org_id, min(max(limit, 1), PAGE_MAX), before_id)
 
 
 def page_events(org_id: str, limit: int = 100, before_id: int | None = None) -> tuple[list[AuditEvent], int | None]:

@@ -12,7 +12,7 @@ from ..extensions import db
 from ..models import ClientKey
 from .audit import record_event
 from .clients import get_client
-from .common import CLI_ACTOR, Actor, transactional
+from .common import CLI_ACTOR, Actor, is_identifier, transactional
 
 MAX_KEYS_PER_CLIENT = 20
 
@@ -49,7 +49,9 @@ def list_keys(client_id: str, org_id: str | None = None) -> list[ClientKey]:
 
 def get_key(client_id: str, kid: str, org_id: str | None = None) -> ClientKey:
     client = get_client(client_id, org_id)
-    row = db.session.scalar(select(ClientKey).where(ClientKey.client_id == client.client_id, ClientKey.kid == kid))
+    row = None
+    if is_identifier(kid):
+        row = db.session.scalar(select(ClientKey).where(ClientKey.client_id == client.client_id, ClientKey.kid == kid))
     if row is None:
         raise NotFound("Client key not found.")
     return row

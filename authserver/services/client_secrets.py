@@ -19,7 +19,7 @@ from ..extensions import db
 from ..models import Client, ClientSecret
 from .audit import record_event
 from .clients import get_client
-from .common import CLI_ACTOR, Actor, current_settings, transactional
+from .common import CLI_ACTOR, Actor, current_settings, is_identifier, transactional
 
 MAX_SECRETS_PER_CLIENT = 20
 
@@ -64,7 +64,7 @@ def list_secrets(client_id: str, org_id: str | None = None) -> list[ClientSecret
 
 def get_secret(client_id: str, secret_id: str, org_id: str | None = None) -> ClientSecret:
     client = get_client(client_id, org_id)
-    row = db.session.get(ClientSecret, secret_id) if isinstance(secret_id, str) else None
+    row = db.session.get(ClientSecret, secret_id) if is_identifier(secret_id) else None
     if row is None or row.client_id != client.client_id:
         raise NotFound("Client secret not found.")
     return row

@@ -10,7 +10,7 @@ from ..errors import InvalidInput, NotFound, PublicClientRefused
 from ..extensions import db
 from ..models import AccessToken, Client, ClientKey, ClientSecret
 from .audit import record_event
-from .common import CLI_ACTOR, Actor, clean_description, clean_name, clean_scope, transactional
+from .common import CLI_ACTOR, Actor, clean_description, clean_name, clean_scope, is_identifier, transactional
 from .icons import ICON_CONTENT_TYPE, normalise_icon
 from .organizations import get_organization
 
@@ -75,7 +75,7 @@ def register_client(
 
 
 def get_client(client_id: str, org_id: str | None = None) -> Client:
-    client = db.session.get(Client, client_id) if isinstance(client_id, str) else None
+    client = db.session.get(Client, client_id) if is_identifier(client_id) else None
     if client is None or (org_id is not None and client.org_id != org_id):
         raise NotFound("Client not found.")
     return client

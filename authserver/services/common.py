@@ -42,6 +42,12 @@ def transactional(func):
     return wrapper
 
 
+def is_identifier(value: object, max_length: int = 128) -> bool:
+    """Whether a value can name a stored object at all: printable text of bounded length. Anything
+    else is simply not found (PostgreSQL refuses NUL in text, so it must never reach a query)."""
+    return isinstance(value, str) and 0 < len(value) <= max_length and value.isprintable()
+
+
 def new_id(prefix: str) -> str:
     return prefix + secrets.token_hex(10)
 

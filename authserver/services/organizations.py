@@ -5,7 +5,7 @@ from ..errors import NotFound
 from ..extensions import db
 from ..models import Organization
 from .audit import record_event
-from .common import CLI_ACTOR, Actor, clean_name, new_id, transactional
+from .common import CLI_ACTOR, Actor, clean_name, is_identifier, new_id, transactional
 
 
 @transactional
@@ -17,7 +17,7 @@ def create_organization(name: str, actor: Actor = CLI_ACTOR) -> Organization:
 
 
 def get_organization(org_id: str) -> Organization:
-    org = db.session.get(Organization, org_id) if isinstance(org_id, str) else None
+    org = db.session.get(Organization, org_id) if is_identifier(org_id) else None
     if org is None:
         raise NotFound("Organization not found.")
     return org

@@ -179,11 +179,11 @@ def test_session_caller_needs_csrf_token_to_change_anything(app, http, manager):
 
 
 def test_session_changes_are_audited_with_the_session_account(app, http, manager):
-    from authserver.services.audit import list_events
+    from authserver.services.audit import page_events
 
     csrf_token = session_for(app, http, manager.user_id, manager.org_id)
     http.post(f"{API}/clients", json={"name": "Audited"}, headers={"X-CSRFToken": csrf_token})
-    event = list_events(manager.org_id, limit=1)[0]
+    event = page_events(manager.org_id, limit=1)[0][0]
     assert (event.action, event.actor, event.ip_address) == ("client.created", manager.user_id, "127.0.0.1")
 
 
