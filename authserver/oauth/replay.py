@@ -6,10 +6,9 @@ identical assertions racing each other yield exactly one token. The Redis cache 
 fails closed: when Redis cannot answer, no token is issued."""
 from __future__ import annotations
 
-from sqlalchemy import bindparam, delete, insert
+from sqlalchemy import bindparam, insert
 
 from .. import clock, store
-from ..extensions import db
 from ..models import UsedAssertion
 from ..store import Prepared
 
@@ -34,11 +33,6 @@ class DatabaseReplayCache:
         except store.integrity_error():
             raise AssertionReplayed() from None
 
-    def purge(self) -> int:
-        result = db.session.execute(delete(UsedAssertion).where(UsedAssertion.expires_at < clock.now()))
-        db.session.commit()
-        return result.rowcount or 0
-
 
 class RedisReplayCache:
     def __init__(self, redis_client, prefix: str = "authserver:jti:"):
@@ -55,6 +49,3 @@ class RedisReplayCache:
             raise ReplayCacheUnavailable(str(exc)) from None
         if not stored:
             raise AssertionReplayed()
-
-    def purge(self) -> int:
-        return 0  # Redis expires the keys itself
