@@ -91,6 +91,7 @@ def create_app(overrides: dict | None = None) -> Flask:
 
 def _init_oauth(app: Flask, settings: Settings) -> None:
     from .observability import Metrics
+    from .oauth.access import ClientAccessCache
     from .oauth.assertions import ClientKeyCache
     from .oauth.replay import DatabaseReplayCache, RedisReplayCache
     from .oauth.server import AuthServer, OAuthRuntime
@@ -108,6 +109,7 @@ def _init_oauth(app: Flask, settings: Settings) -> None:
         settings=settings,
         keyring=KeyRing(settings.key_encryption_key, settings.signing_key_refresh, settings.signing_key_activation_delay),
         client_keys=ClientKeyCache(),
+        client_access=ClientAccessCache(),
         replay=RedisReplayCache(redis_client) if redis_client is not None else DatabaseReplayCache(),
         metrics=Metrics(),
         rate_limiter=RedisRateLimiter(redis_client) if redis_client is not None else DatabaseRateLimiter(),

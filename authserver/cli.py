@@ -70,9 +70,12 @@ def initialise() -> dict:
 
     from .services.signing_keys import ensure_signing_key
 
+    from .services.apis import ensure_platform_apis
+
     upgrade(directory=str(PROJECT_ROOT / "migrations"))
     key = ensure_signing_key()
-    return {"signing_kid": key.kid, "signing_alg": key.alg}
+    apis = ensure_platform_apis()
+    return {"signing_kid": key.kid, "signing_alg": key.alg, **apis}
 
 
 @main.command()
@@ -191,9 +194,15 @@ def client():
 
 
 def client_json(c) -> dict:
+    from .services.apis import list_grants
+
     return {"client_id": c.client_id, "org_id": c.org_id, "name": c.name, "description": c.description,
-            "scope": c.scope, "resource_server": c.resource_server, "has_icon": c.icon is not None,
-            "created_at": clock.isoformat(c.created_at)}
+            "has_icon": c.icon is not None, "created_at": clock.isoformat(c.created_at),
+            "grants": [grant_json(g, a) for g, a in list_grants(c.client_id)]}
+
+
+def grant_json(g, a) -> dict:
+    return {"api_id": a.api_id, "identifier": a.identifier, "scope": g.scope, "default": g.is_default}
 
 
 @client.command("create")
@@ -201,11 +210,10 @@ def client_json(c) -> dict:
 @click.argument("name")
 @click.option("--description", default=None)
 @click.option("--icon", type=click.Path(dir_okay=False), default=None, help="PNG, JPEG, GIF or WebP, at most 256 KiB.")
-@click.option("--scope", default=None, help='Allowed scopes, space-delimited, e.g. "read write".')
-@click.option("--resource-server", is_flag=True, help="May introspect tokens of every organization.")
 @click.option("--type", "client_type", default="confidential", help="Only 'confidential' is supported.")
 @with_app
-def client_create(org_id, name, description, icon, scope, resource_server, client_type):
+def client_create(org_id, name, description, icon, client_type):
+    """Register a confidential client application; give it API access with 'client grant'."""
     from .errors import InvalidInput
     from .services.clients import register_client
 
@@ -216,8 +224,7 @@ def client_create(org_id, name, description, icon, scope, resource_server, clien
                 icon_bytes = fh.read(300 * 1024)
         except OSError as exc:
             raise InvalidInput(f"cannot read icon file: {exc.strerror}") from None
-    c = register_client(org_id, name, description=description, icon=icon_bytes, scope=scope,
-                        resource_server=resource_server, client_type=client_type)
+    c = register_client(org_id, name, description=description, icon=icon_bytes, client_type=client_type)
     return {"client_id": c.client_id}, c.client_id
 
 
@@ -251,6 +258,213 @@ def client_delete(client_id):
 
     delete_client(client_id)
     return {"deleted": client_id}, f"Client {client_id} deleted; its tokens are inactive."
+
+
+@client.command("grant")
+@click.argument("client_id")
+@click.argument("api")
+@click.option("--scope", default="", help='The scopes of the API the client may ask for, space-delimited, e.g. "orders:read".')
+@click.option("--default/--no-default", "default", default=None,
+              help="Make this the client's default API (used when a token request names no resource). "
+                   "Without either flag a client's first grant becomes its default.")
+@with_app
+def client_grant(client_id, api, scope, default):
+    """Give a client access to an API (by identifier or api_id) with these scopes; replaces an earlier grant."""
+    from .services.apis import find_api, grant_client
+
+    g = grant_client(client_id, api, scope, default=default)
+    data = grant_json(g, find_api(g.api_id))
+    return data, f"Client {client_id} may ask for {data['identifier']} with scope '{data['scope']}'" + (
+        " (its default API)." if data["default"] else ".")
+
+
+@client.command("ungrant")
+@click.argument("client_id")
+@click.argument("api")
+@with_app
+def client_ungrant(client_id, api):
+    """Take a client's access to an API (by identifier or api_id) away; tokens already issued stay valid."""
+    from .services.apis import ungrant_client
+
+    ungrant_client(client_id, api)
+    return {"client_id": client_id, "ungranted": api}, f"Client {client_id} no longer has access to {api}."
+
+
+# --- APIs -----------------------------------------------------------------------------------
+
+@main.group()
+def api():
+    """APIs (resource servers): the audiences of access tokens, with their scopes."""
+
+
+def api_json(a) -> dict:
+    from .services.apis import bound_clients, opened_to, scopes_of
+
+    return {"api_id": a.api_id, "name": a.name, "identifier": a.identifier,
+            "owner": a.org_id or "platform", "org_id": a.org_id, "open_to_all": a.open_to_all,
+            "opened_to": opened_to(a) if a.org_id is None else [], "builtin": a.builtin,
+            "scopes": [{"name": s.name, "description": s.description} for s in scopes_of(a)],
+            "clients": bound_clients(a), "created_at": clock.isoformat(a.created_at),
+            "updated_at": clock.isoformat(a.updated_at)}
+
+
+def _scope_option(values) -> list[tuple[str, str]]:
+    return [tuple(v.split("=", 1)) if "=" in v else (v, "") for v in values]
+
+
+@api.command("create")
+@click.argument("name")
+@click.argument("identifier")
+@click.option("--org", "org_id", default=None, help="The organization that owns the API.")
+@click.option("--platform", is_flag=True, help="A platform API (no owner), for the organizations it is opened to.")
+@click.option("--open", "open_to_all", is_flag=True, help="Platform APIs: open to every organization.")
+@click.option("--scope", "scopes", multiple=True, metavar="NAME[=DESCRIPTION]", help="A scope the API defines (repeatable).")
+@with_app
+def api_create(name, identifier, org_id, platform, open_to_all, scopes):
+    """Register an API: IDENTIFIER is an absolute URI (RFC 8707), the `aud` of its tokens; unique on the server."""
+    from .errors import InvalidInput
+    from .services.apis import create_api
+
+    if bool(org_id) == bool(platform):
+        raise InvalidInput("Give exactly one owner: --org ORG_ID or --platform.")
+    if open_to_all and not platform:
+        raise InvalidInput("--open applies to platform APIs only.")
+    a = create_api(name, identifier, org_id=org_id, scopes=_scope_option(scopes), open_to_all=open_to_all)
+    return {"api_id": a.api_id}, a.api_id
+
+
+@api.command("list")
+@click.option("--org", "org_id", default=None, help="Only the APIs this organization may use (its own and open platform APIs).")
+@with_app
+def api_list(org_id):
+    """List APIs."""
+    from .services.apis import list_apis
+    from .services.organizations import get_organization
+
+    if org_id is not None:
+        get_organization(org_id)
+    rows = [api_json(a) for a in list_apis(org_id)]
+    return rows, "\n".join(f"{r['api_id']}  {r['owner']:24}  {r['identifier']}  ({' '.join(s['name'] for s in r['scopes'])})"
+                           for r in rows) or "No APIs."
+
+
+@api.command("show")
+@click.argument("api_id")
+@with_app
+def api_show(api_id):
+    """Show an API with its scopes, owner and bound clients."""
+    from .services.apis import find_api
+
+    data = api_json(find_api(api_id))
+    return data, json.dumps(data, indent=2, sort_keys=True)
+
+
+@api.command("update")
+@click.argument("api_id")
+@click.option("--name", default=None, help="A new name.")
+@click.option("--open/--closed", "open_to_all", default=None, help="Platform APIs: open to every organization, or only to chosen ones.")
+@with_app
+def api_update(api_id, name, open_to_all):
+    """Rename an API or open a platform API to every organization (the identifier never changes)."""
+    from .services.apis import update_api
+
+    changes = {}
+    if name is not None:
+        changes["name"] = name
+    if open_to_all is not None:
+        changes["open_to_all"] = open_to_all
+    a = update_api(api_id, **changes)
+    return api_json(a), f"API {a.api_id} updated."
+
+
+@api.command("delete")
+@click.argument("api_id")
+@click.option("--force", is_flag=True, help="Also remove every client's access to the API.")
+@with_app
+def api_delete(api_id, force):
+    """Delete an API: refused while clients hold access to it unless --force. Its live tokens are revoked."""
+    from .services.apis import delete_api
+
+    impact = delete_api(api_id, force=force)
+    data = {"deleted": api_id, "removed_grants": impact.client_ids, "revoked_tokens": impact.live_tokens}
+    return data, (f"API {api_id} deleted; access removed from {len(impact.client_ids)} client(s), "
+                  f"{impact.live_tokens} live token(s) revoked.")
+
+
+@api.command("open")
+@click.argument("api_id")
+@click.argument("org_id")
+@with_app
+def api_open(api_id, org_id):
+    """Open a platform API to one organization."""
+    from .services.apis import open_api
+
+    return api_json(open_api(api_id, org_id)), f"API {api_id} is open to {org_id}."
+
+
+@api.command("close")
+@click.argument("api_id")
+@click.argument("org_id")
+@with_app
+def api_close(api_id, org_id):
+    """Close a platform API to one organization: its clients' access to it stops at once."""
+    from .services.apis import close_api
+
+    return api_json(close_api(api_id, org_id)), f"API {api_id} is closed to {org_id}."
+
+
+@api.group("scope")
+def api_scope():
+    """The scopes an API defines."""
+
+
+@api_scope.command("add")
+@click.argument("api_id")
+@click.argument("name")
+@click.option("--description", default=None)
+@with_app
+def api_scope_add(api_id, name, description):
+    """Define a scope (RFC 6749 section 3.3 scope-token)."""
+    from .services.apis import add_scope
+
+    row = add_scope(api_id, name, description)
+    return {"api_id": api_id, "name": row.name, "description": row.description}, f"Scope {row.name} added."
+
+
+@api_scope.command("delete")
+@click.argument("api_id")
+@click.argument("name")
+@with_app
+def api_scope_delete(api_id, name):
+    """Remove a scope from an API and from every client's access to it."""
+    from .services.apis import remove_scope
+
+    remove_scope(api_id, name)
+    return {"api_id": api_id, "deleted": name}, f"Scope {name} removed."
+
+
+@api.command("bind-client")
+@click.argument("api_id")
+@click.argument("client_id")
+@with_app
+def api_bind_client(api_id, client_id):
+    """Make CLIENT_ID the API's own client: it may introspect the tokens issued for the API."""
+    from .services.apis import bind_client
+
+    bind_client(api_id, client_id)
+    return {"api_id": api_id, "client_id": client_id}, f"Client {client_id} introspects for API {api_id}."
+
+
+@api.command("unbind-client")
+@click.argument("api_id")
+@click.argument("client_id")
+@with_app
+def api_unbind_client(api_id, client_id):
+    """Stop CLIENT_ID introspecting for the API."""
+    from .services.apis import unbind_client
+
+    unbind_client(api_id, client_id)
+    return {"api_id": api_id, "unbound": client_id}, f"Client {client_id} no longer introspects for API {api_id}."
 
 
 # --- secrets --------------------------------------------------------------------------------
@@ -446,6 +660,7 @@ def demo():
     from cryptography.hazmat.primitives.asymmetric import ec
 
     from .services.accounts import create_account
+    from .services.apis import BUILTIN_DEFAULT, BUILTIN_MANAGEMENT, MANAGE_SCOPE, builtin_api, grant_client, scopes_of
     from .services.client_keys import add_key
     from .services.client_secrets import add_secret
     from .services.clients import register_client
@@ -460,7 +675,11 @@ def demo():
     admin_email = f"admin-{organization.org_id[4:12]}@demo.example"
     admin_password = _secrets.token_urlsafe(12)
     admin = create_account(organization.org_id, "Demo admin", "user", email=admin_email, password=admin_password, is_admin=True)
-    app_client = register_client(organization.org_id, "Demo app", description="Created by 'authserver demo'.", scope="read write manage")
+    app_client = register_client(organization.org_id, "Demo app", description="Created by 'authserver demo'.")
+    default_api, management_api = builtin_api(BUILTIN_DEFAULT), builtin_api(BUILTIN_MANAGEMENT)
+    if default_api is not None:
+        grant_client(app_client.client_id, default_api.api_id, [s.name for s in scopes_of(default_api)], default=True)
+    grant_client(app_client.client_id, management_api.api_id, MANAGE_SCOPE, default=default_api is None)
     new_secret = add_secret(app_client.client_id)
     private_key = ec.generate_private_key(ec.SECP256R1())
     key_path = settings.instance_path / f"demo-client-{app_client.client_id[:8]}.pem"
@@ -480,7 +699,8 @@ def demo():
         "secret_id": new_secret.secret_id, "client_secret": new_secret.client_secret, "kid": client_key.kid,
         "private_key_file": str(key_path), "token_endpoint": settings.token_endpoint, "curl": curl,
         "admin_account_id": admin.account_id, "admin_email": admin_email, "admin_password": admin_password,
-        "console": settings.issuer + "/console",
+        "console": settings.issuer + "/console", "management_api": management_api.identifier,
+        "default_api": default_api.identifier if default_api is not None else None,
     }
     human = "\n".join([
         f"organization   {organization.org_id}",
@@ -496,6 +716,13 @@ def demo():
         "A fresh assertion for the next request:",
         f"  .venv/bin/authserver assertion --key {key_path} --client-id {app_client.client_id} "
         f"--subject {service.account_id} --kid {client_key.kid}",
+        "",
+        f"A management API token (the admin {admin.account_id} as subject, resource = the management API):",
+        f"  curl -s -u '{app_client.client_id}:{new_secret.client_secret}' "
+        f"-d grant_type=urn:ietf:params:oauth:grant-type:jwt-bearer -d resource={management_api.identifier} "
+        f"-d scope={MANAGE_SCOPE} -d assertion=$(.venv/bin/authserver assertion --key {key_path} "
+        f"--client-id {app_client.client_id} --subject {admin.account_id} --kid {client_key.kid}) "
+        f"{settings.token_endpoint}",
     ])
     return payload, human
 

@@ -115,6 +115,14 @@ def fetch_one(prepared: Prepared, params: dict[str, Any]):
         cursor.close()
 
 
+def fetch_all(prepared: Prepared, params: dict[str, Any]) -> list:
+    cursor = execute(prepared, params)
+    try:
+        return cursor.fetchall()
+    finally:
+        cursor.close()
+
+
 def run(prepared: Prepared, params: dict[str, Any]) -> int:
     cursor = execute(prepared, params)
     try:

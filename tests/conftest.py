@@ -22,6 +22,8 @@ from authserver.extensions import db
 
 ISSUER = "http://localhost"
 TOKEN_ENDPOINT = ISSUER + "/oauth/token"
+MANAGEMENT_API = ISSUER + "/api/v1"  # the management API's identifier (SPEC §9)
+DEFAULT_API = ISSUER  # the `default` platform API: AUTHSERVER_AUDIENCE, which defaults to the issuer
 JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 SECRET_FILES = ("session.key", "secret-pepper.key", "key-encryption.key")
 PG_URL = os.environ.get("AUTHSERVER_TEST_DATABASE_URL", "")
@@ -173,13 +175,33 @@ def make_tenant(name: str = "Acme", scope: str = "read write", key=None, kid: st
 
     org = create_organization(name)
     account = create_account(org.org_id, f"{name} worker", "service")
-    client = register_client(org.org_id, f"{name} backend", scope=scope)
+    client = register_client(org.org_id, f"{name} backend")
+    grant_scopes(client.client_id, scope)
     new_secret = add_secret(client.client_id)
     key = key or ec.generate_private_key(ec.SECP256R1())
     add_key(client.client_id, public_pem(key), kid=kid)
     alg = "ES256" if isinstance(key, ec.EllipticCurvePrivateKey) else ("EdDSA" if isinstance(key, ed25519.Ed25519PrivateKey) else "RS256")
     return Tenant(org.org_id, account.account_id, client.client_id, new_secret.secret_id, new_secret.client_secret,
                   kid, key, alg)
+
+
+def grant_scopes(client_id: str, scope: str) -> None:
+    """Give a client the `default` platform API with these scopes as its default API (defining the scopes
+    there when missing), and the management API when `manage` is among them."""
+    from authserver.services.apis import (
+        BUILTIN_DEFAULT, BUILTIN_MANAGEMENT, MANAGE_SCOPE, add_scope, builtin_api, grant_client, scopes_of,
+    )
+
+    names = [n for n in scope.split() if n != MANAGE_SCOPE]
+    default_api = builtin_api(BUILTIN_DEFAULT)
+    defined = {s.name for s in scopes_of(default_api)}
+    for name in names:
+        if name not in defined:
+            add_scope(default_api.api_id, name)
+            defined.add(name)
+    grant_client(client_id, default_api.api_id, names, default=True)
+    if MANAGE_SCOPE in scope.split():
+        grant_client(client_id, builtin_api(BUILTIN_MANAGEMENT).api_id, MANAGE_SCOPE, default=False)
 
 
 @pytest.fixture

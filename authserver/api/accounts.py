@@ -11,13 +11,13 @@ from ..services import accounts as account_service
 from ..services.accounts import PASSWORD_MIN
 from .auth import CallContext
 from .routing import Reply, operation
-from .schemas import OperatorOnlyFields, QueryParameters, ResponseBody, Timestamp, optional, timestamp
+from .schemas import RequestBody, QueryParameters, ResponseBody, Timestamp, optional, timestamp
 
 TAG = "Accounts"
 AccountKind = Literal[ACCOUNT_KINDS]  # type: ignore[valid-type]
 
 
-class AccountCreate(OperatorOnlyFields):
+class AccountCreate(RequestBody):
     name: str
     kind: AccountKind = Field(description="`service`: a machine identity that cannot sign in; `user`: a person.")
     email: str = optional("Users only, required for them; unique across the server.")
@@ -26,7 +26,7 @@ class AccountCreate(OperatorOnlyFields):
     admin: bool = optional("Users only: an administrator of the organization.")
 
 
-class AccountUpdate(OperatorOnlyFields):
+class AccountUpdate(RequestBody):
     disabled: Literal[True] = Field(description="true disables the account: it gets no new tokens and its live tokens "
                                                 "become inactive. Disabling cannot be undone through the API.")
 

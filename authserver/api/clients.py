@@ -9,32 +9,28 @@ from ..services import clients as client_service
 from ..services.common import DESCRIPTION_MAX, NAME_MAX
 from .auth import CallContext
 from .routing import Reply, operation
-from .schemas import OperatorOnlyFields, ResponseBody, Timestamp, optional, timestamp
+from .schemas import RequestBody, ResponseBody, Timestamp, optional, timestamp
 
 TAG = "Clients"
 
 
-class ClientCreate(OperatorOnlyFields):
+class ClientCreate(RequestBody):
     name: str = Field(description=f"1 to {NAME_MAX} characters.")
     description: str = optional(f"At most {DESCRIPTION_MAX} characters.")
-    scope: str = optional("Allowed scopes, space-delimited (RFC 6749 §3.3); also the default scopes.")
     client_type: str = optional("Only `confidential` is accepted: public clients are refused.")
     token_endpoint_auth_method: str = optional(
         "`client_secret_basic` or `client_secret_post` (RFC 7591 §2); `none` (a public client) is refused.")
 
 
-class ClientUpdate(OperatorOnlyFields):
+class ClientUpdate(RequestBody):
     name: str = optional(f"1 to {NAME_MAX} characters.")
     description: str = optional(f"At most {DESCRIPTION_MAX} characters; empty to clear.")
-    scope: str = optional("Allowed scopes, space-delimited.")
 
 
 class ClientOut(ResponseBody):
     client_id: str = Field(description="32 lowercase hex characters; not a secret.")
     name: str
     description: str
-    scope: str
-    resource_server: bool = Field(description="Set by the operator only: may introspect every organization's tokens.")
     client_type: str = Field(description="Always `confidential`.")
     icon_url: str | None = Field(description="Where the icon is served, or null when the client has none.")
     created_at: Timestamp
@@ -43,8 +39,8 @@ class ClientOut(ResponseBody):
     @classmethod
     def of(cls, client: Client) -> "ClientOut":
         return cls(
-            client_id=client.client_id, name=client.name, description=client.description, scope=client.scope,
-            resource_server=client.resource_server, client_type=client_service.CONFIDENTIAL,
+            client_id=client.client_id, name=client.name, description=client.description,
+            client_type=client_service.CONFIDENTIAL,
             icon_url=url_for("api_v1.get_client_icon", client_id=client.client_id) if client.icon is not None else None,
             created_at=timestamp(client.created_at), updated_at=timestamp(client.updated_at),
         )
@@ -62,10 +58,11 @@ def list_clients(ctx: CallContext):
 
 @operation("POST", "/clients", summary="Register a client application", tag=TAG, body=ClientCreate,
            responses={201: ClientOut}, response_headers={201: {"Location": "The new client's URL."}},
-           description="Every client is confidential. Add a secret and a key next; set the icon with PUT .../icon.")
+           description="Every client is confidential. Add a secret and a key next, and API access (.../grants); "
+                       "set the icon with PUT .../icon.")
 def create_client(ctx: CallContext, body: ClientCreate):
     client = client_service.register_client(
-        ctx.org_id, body.name, description=body.description, scope=body.scope, client_type=body.client_type,
+        ctx.org_id, body.name, description=body.description, client_type=body.client_type,
         token_endpoint_auth_method=body.token_endpoint_auth_method, actor=ctx.actor,
     )
     location = url_for("api_v1.get_client", client_id=client.client_id)
@@ -77,7 +74,7 @@ def get_client(ctx: CallContext, client_id: str):
     return ClientOut.of(client_service.get_client(client_id, ctx.org_id))
 
 
-@operation("PATCH", "/clients/{client_id}", summary="Change a client's name, description or scope", tag=TAG,
+@operation("PATCH", "/clients/{client_id}", summary="Change a client's name or description", tag=TAG,
            body=ClientUpdate, responses={200: ClientOut},
            description="Members left out stay as they are. The icon has its own resource.")
 def update_client(ctx: CallContext, client_id: str, body: ClientUpdate):

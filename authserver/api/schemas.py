@@ -4,31 +4,14 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field
 from pydantic.json_schema import SkipJsonSchema
-
-from ..errors import Forbidden
-
-OPERATOR_ONLY = "resource_server"
 
 
 class RequestBody(BaseModel):
     """A JSON request body: exact types (no "1" for 1 or "yes" for true), unknown members refused."""
 
     model_config = ConfigDict(strict=True, extra="forbid")
-
-
-class OperatorOnlyFields(RequestBody):
-    """A body that must not name the operator's resource_server flag (SPEC §3: set through the CLI
-    only). Naming it is refused outright (403) rather than ignored, so nobody believes they set it."""
-
-    @model_validator(mode="before")
-    @classmethod
-    def _refuse_operator_fields(cls, data):
-        if isinstance(data, dict) and OPERATOR_ONLY in data:
-            raise Forbidden("The resource_server flag is set by the operator through the command line only.",
-                            field=OPERATOR_ONLY)
-        return data
 
 
 class QueryParameters(BaseModel):

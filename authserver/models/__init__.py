@@ -1,3 +1,4 @@
+from .api import Api, ApiClient, ApiOrgAccess, ApiScope, ClientGrant
 from .audit import AuditEvent
 from .client import Client, ClientKey, ClientSecret
 from .organization import ACCOUNT_KINDS, Account, Organization
@@ -6,6 +7,6 @@ from .signing_key import SigningKey
 from .token import AccessToken, UsedAssertion
 
 __all__ = [
-    "ACCOUNT_KINDS", "AccessToken", "Account", "AuditEvent", "Client", "ClientKey",
+    "ACCOUNT_KINDS", "AccessToken", "Account", "Api", "ApiClient", "ApiOrgAccess", "ApiScope", "ClientGrant", "AuditEvent", "Client", "ClientKey",
     "ClientSecret", "Organization", "RateLimitCounter", "SigningKey", "UsedAssertion",
 ]

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, Integer, LargeBinary, String, Text, UniqueConstraint
+from sqlalchemy import BigInteger, ForeignKey, Index, Integer, LargeBinary, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ..extensions import db
@@ -16,12 +16,13 @@ class Client(db.Model):
     org_id: Mapped[str] = mapped_column(ForeignKey("organizations.org_id", ondelete="CASCADE"))
     name: Mapped[str] = mapped_column(String(100))
     description: Mapped[str] = mapped_column(Text, default="")
-    scope: Mapped[str] = mapped_column(Text, default="")
-    resource_server: Mapped[bool] = mapped_column(Boolean, default=False)
     icon: Mapped[bytes | None] = mapped_column(LargeBinary)
     icon_content_type: Mapped[str | None] = mapped_column(String(32))
     # Bumped whenever a key is added or deleted: workers key their parsed-key cache on it.
     keys_version: Mapped[int] = mapped_column(Integer, default=0)
+    # Bumped (in SQL) whenever what the client may get changes: its grants, the scopes of an API it
+    # holds a grant for, a platform API opened or closed, the APIs it introspects for.
+    access_version: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[int] = mapped_column(BigInteger)
     updated_at: Mapped[int] = mapped_column(BigInteger)
 

@@ -19,18 +19,16 @@ class AuthenticatedClient(ClientMixin):
     def __init__(self, match: AuthenticatedSecret, auth_method: str):
         self.client_id = match.client_id
         self.org_id = match.org_id
-        self.scope = match.scope
-        self.resource_server = match.resource_server
         self.keys_version = match.keys_version
+        self.access_version = match.access_version
         self.secret_id = match.secret_id
         self.auth_method = auth_method
 
     def get_client_id(self):
         return self.client_id
 
-    def get_allowed_scope(self, scope):
-        allowed = set(self.scope.split())
-        return " ".join(s for s in scope.split() if s in allowed) if scope else ""
+    def get_allowed_scope(self, scope):  # scopes are resolved per API by the grant (oauth/grants.py)
+        return ""
 
     def check_endpoint_auth_method(self, method, endpoint):
         return method in (AUTH_CLIENT_SECRET_BASIC, AUTH_CLIENT_SECRET_POST)

@@ -17,3 +17,5 @@ PATH_JWKS = "/oauth/jwks"
 PATH_METADATA = "/.well-known/oauth-authorization-server"
 
 JTI_MAX_LENGTH = 255
+PARAM_RESOURCE = "resource"  # RFC 8707 §2
+PARAM_SCOPE = "scope"

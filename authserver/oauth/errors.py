@@ -29,6 +29,16 @@ class InvalidClientError(authlib_errors.InvalidClientError):
         return headers
 
 
+class InvalidTargetError(OAuth2Error):
+    """RFC 8707 §2: the resource is invalid, unknown, not allowed for this client, or more than one."""
+
+    error = "invalid_target"
+    status_code = 400
+
+    def __init__(self, description: str):
+        super().__init__(description=description)
+
+
 class TemporarilyUnavailableError(OAuth2Error):
     """A shared component (database, replay cache) is unreachable: fail closed."""
 

@@ -6,10 +6,16 @@ from __future__ import annotations
 
 from authlib.oauth2.rfc7523 import JWTBearerGrant
 from .. import store
+from ..services.apis import is_valid_identifier
+from ..services.common import parse_scope_parameter
 from ..services.tokens import is_active_subject, mint_access_token, save_access_token
+from .access import ApiAccess, ClientAccess
 from .assertions import verify_assertion
-from .constants import CLIENT_AUTH_METHODS, TOKEN_TYPE_BEARER
-from .errors import InvalidGrantError, InvalidRequestError, InvalidScopeError, SlowDownError, TemporarilyUnavailableError
+from .constants import CLIENT_AUTH_METHODS, PARAM_RESOURCE, PARAM_SCOPE, TOKEN_TYPE_BEARER
+from .errors import (
+    InvalidGrantError, InvalidRequestError, InvalidScopeError, InvalidTargetError, SlowDownError,
+    TemporarilyUnavailableError,
+)
 from .replay import AssertionReplayed, ReplayCacheUnavailable
 
 REPLAYED = "The assertion was already used: each jti is accepted once."
@@ -30,19 +36,44 @@ class ConfidentialJWTBearerGrant(JWTBearerGrant):
         verified = verify_assertion(assertion, client.client_id, keys, runtime.settings)
         if not is_active_subject(client.org_id, verified.subject):
             raise InvalidGrantError(description="The assertion's sub is not an active account of the client's organization.")
+        access = runtime.client_access.access_for(client.client_id, client.org_id, client.access_version)
+        api = self._resolve_resource(access, form.get(PARAM_RESOURCE))
         self.request.user = verified.subject
         self.request.credential = verified
-        self.request.scope = self._resolve_scope(client, form.get("scope"))
+        self.request.api = api
+        self.request.scope = self._resolve_scope(api, form.get(PARAM_SCOPE))
 
     @staticmethod
-    def _resolve_scope(client, requested: str | None) -> str:
-        """RFC 6749 §3.3: requested scopes must all be allowed; none requested means the client's defaults."""
-        allowed = client.scope.split()
-        if requested is None or requested.strip() == "":
-            return client.scope
-        wanted = [s for s in requested.split(" ") if s]
-        if not all(s in allowed for s in wanted):
-            raise InvalidScopeError(description="The requested scope exceeds the scopes allowed for this client.")
+    def _resolve_resource(access: ClientAccess, resource: str | None) -> ApiAccess:
+        """RFC 8707 §2: the API the token is for; none given means the client's default API. Parameters
+        sent without a value count as omitted (RFC 6749 §3.1)."""
+        if not resource:
+            if access.default is None:
+                raise InvalidTargetError("No resource was given and this client has no default API: "
+                                         "send resource=<API identifier>.")
+            return access.default
+        if not is_valid_identifier(resource):
+            raise InvalidTargetError("The resource must be an absolute URI without a fragment (RFC 8707 section 2).")
+        api = access.apis.get(resource)
+        if api is None:
+            # Unknown and not granted answer alike: another organization's APIs are not disclosed.
+            raise InvalidTargetError("The resource is not an API this client has been given access to.")
+        return api
+
+    @staticmethod
+    def _resolve_scope(api: ApiAccess, requested: str | None) -> str:
+        """RFC 6749 §3.3: every requested scope must be granted for this API; none requested means all
+        the scopes granted for it."""
+        if not requested:
+            return api.scope
+        wanted = parse_scope_parameter(requested)
+        if wanted is None:
+            raise InvalidScopeError(description=(
+                "The scope parameter must be scope tokens separated by single spaces: printable ASCII "
+                "without double quotes or backslashes (RFC 6749 section 3.3)."))
+        if not api.scopes.issuperset(wanted):
+            raise InvalidScopeError(description=f"The requested scope exceeds the scopes granted to this client "
+                                                f"for {api.identifier}.")
         return " ".join(sorted(set(wanted)))
 
     def create_token_response(self):
@@ -54,6 +85,8 @@ class ConfidentialJWTBearerGrant(JWTBearerGrant):
             client_id=client.client_id,
             secret_id=client.secret_id,
             account_id=verified.subject,
+            org_id=client.org_id,
+            audience=self.request.api.identifier,
             scope=self.request.scope,
             sign=runtime.keyring.sign,
         )

@@ -23,8 +23,14 @@ class AccessTokenIntrospection(IntrospectionEndpoint):
         return active_token_record(claims) if claims is not None else None
 
     def check_permission(self, token, client, request):
-        """A resource server (set by the operator) may introspect every token; other clients only their own."""
-        return client.resource_server or token.client_id == client.client_id
+        """SPEC §9: a client sees the tokens issued to itself; an API's own client sees the tokens whose
+        aud is its API (an organization's API: only that organization's tokens). Anything else is
+        answered like an unknown token (RFC 7662 §2.2), so nothing is learnt about it."""
+        if token.client_id == client.client_id:
+            return True
+        access = self.server.runtime.client_access.access_for(client.client_id, client.org_id, client.access_version)
+        return any(api.identifier == token.audience and (api.org_id is None or api.org_id == token.org_id)
+                   for api in access.introspects)
 
     def introspect_token(self, token):
         return {
@@ -32,6 +38,7 @@ class AccessTokenIntrospection(IntrospectionEndpoint):
             "scope": token.scope,
             "client_id": token.client_id,
             "sub": token.account_id,
+            "org_id": token.org_id,
             "exp": token.expires_at,
             "iat": token.issued_at,
             "iss": self.server.runtime.settings.issuer,

@@ -16,6 +16,7 @@ from flask import request as flask_request
 
 from ..config import Settings
 from ..services.signing_keys import KeyRing
+from .access import ClientAccessCache
 from .assertions import ClientKeyCache
 from .client_auth import SecretClientAuthentication
 from .constants import GRANT_TYPE_JWT_BEARER
@@ -31,6 +32,7 @@ class OAuthRuntime:
     settings: Settings
     keyring: KeyRing
     client_keys: ClientKeyCache
+    client_access: ClientAccessCache
     replay: Any
     metrics: Any
     rate_limiter: Any

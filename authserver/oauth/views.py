@@ -5,12 +5,13 @@ from authlib.consts import default_json_headers
 from flask import Blueprint, Response, current_app, json, request
 from werkzeug.exceptions import MethodNotAllowed
 
+from ..services.apis import open_platform_scopes
 from ..services.signing_keys import jwks
 from .constants import (
-    CLIENT_AUTH_METHODS, FORM_CONTENT_TYPE, GRANT_TYPE_JWT_BEARER, PATH_INTROSPECT, PATH_JWKS, PATH_METADATA,
-    PATH_REVOKE, PATH_TOKEN,
+    CLIENT_AUTH_METHODS, FORM_CONTENT_TYPE, GRANT_TYPE_JWT_BEARER, PARAM_RESOURCE, PATH_INTROSPECT, PATH_JWKS,
+    PATH_METADATA, PATH_REVOKE, PATH_TOKEN,
 )
-from .errors import InsecureTransportError, InvalidRequestError, RequestTooLargeError
+from .errors import InsecureTransportError, InvalidRequestError, InvalidTargetError, RequestTooLargeError
 from .server import secure_transport
 
 bp = Blueprint("oauth", __name__)
@@ -43,6 +44,9 @@ def check_form_request():
         return _error(RequestTooLargeError(f"The request body is larger than {limit} bytes."))
     for key in form:
         if len(form.getlist(key)) > 1:
+            if key == PARAM_RESOURCE:  # RFC 8707 §2 allows several; a token here names exactly one API
+                return _error(InvalidTargetError("Ask for one resource per token request: each access token "
+                                                 "is for exactly one API."))
             return _error(InvalidRequestError("A request parameter is repeated: each may appear at most once."))
         if "\x00" in form[key]:  # no parameter has a use for it, and PostgreSQL text refuses it (a 500 otherwise)
             return _error(InvalidRequestError("A request parameter contains a NUL character."))
@@ -89,7 +93,9 @@ def metadata():
         "token_endpoint_auth_methods_supported": CLIENT_AUTH_METHODS,
         "introspection_endpoint_auth_methods_supported": CLIENT_AUTH_METHODS,
         "revocation_endpoint_auth_methods_supported": CLIENT_AUTH_METHODS,
-        "scopes_supported": list(settings.scopes_supported),
+        "scopes_supported": open_platform_scopes(),
+        # RFC 8707: the token endpoint takes one `resource` (an API identifier), which becomes `aud`.
+        "resource_indicators_supported": True,
         "service_documentation": issuer + "/api/v1/docs",
     }
     response = Response(json.dumps(document), content_type="application/json")

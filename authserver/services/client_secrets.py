@@ -89,15 +89,14 @@ class AuthenticatedSecret:
 
     client_id: str
     org_id: str
-    scope: str
-    resource_server: bool
     keys_version: int
+    access_version: int
     secret_id: str
 
 
 _MATCH_QUERY = Prepared(
     select(
-        Client.client_id, Client.org_id, Client.scope, Client.resource_server, Client.keys_version,
+        Client.client_id, Client.org_id, Client.keys_version, Client.access_version,
         ClientSecret.secret_id, ClientSecret.secret_hash, ClientSecret.last_used_at,
     )
     .join(Client, Client.client_id == ClientSecret.client_id)
@@ -123,12 +122,12 @@ def authenticate_client_secret(client_id: str, secret: str) -> AuthenticatedSecr
         row = store.fetch_one(_MATCH_QUERY, {"hash": candidate})
         if row is None:
             continue
-        client_id_, org_id, scope, resource_server, keys_version, secret_id, secret_hash, last_used_at = row
+        client_id_, org_id, keys_version, access_version, secret_id, secret_hash, last_used_at = row
         if client_id_ != client_id or not secret_hash_matches(secret, secret_hash, pepper):
             return None
         now = clock.now()
         if last_used_at is None or now - last_used_at >= LAST_USED_RESOLUTION:
             store.run(_TOUCH, {"sid": secret_id, "stale": now - LAST_USED_RESOLUTION + 1, "now": now})
             store.commit()
-        return AuthenticatedSecret(client_id_, org_id, scope, bool(resource_server), keys_version, secret_id)
+        return AuthenticatedSecret(client_id_, org_id, keys_version, access_version, secret_id)
     return None

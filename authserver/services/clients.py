@@ -8,9 +8,9 @@ from sqlalchemy import delete, select
 from .. import clock
 from ..errors import InvalidInput, NotFound, PublicClientRefused
 from ..extensions import db
-from ..models import AccessToken, Client, ClientKey, ClientSecret
+from ..models import AccessToken, ApiClient, Client, ClientGrant, ClientKey, ClientSecret
 from .audit import record_event
-from .common import CLI_ACTOR, Actor, clean_description, clean_name, clean_scope, is_identifier, transactional
+from .common import CLI_ACTOR, Actor, clean_description, clean_name, is_identifier, transactional
 from .icons import ICON_CONTENT_TYPE, normalise_icon
 from .organizations import get_organization
 
@@ -44,8 +44,6 @@ def register_client(
     *,
     description: str | None = None,
     icon: bytes | None = None,
-    scope: str | list | None = None,
-    resource_server: bool = False,
     client_type: str | None = None,
     token_endpoint_auth_method: str | None = None,
     actor: Actor = CLI_ACTOR,
@@ -58,18 +56,17 @@ def register_client(
         org_id=org_id,
         name=clean_name(name),
         description=clean_description(description),
-        scope=clean_scope(scope),
-        resource_server=bool(resource_server),
         icon=normalise_icon(icon) if icon is not None else None,
         icon_content_type=ICON_CONTENT_TYPE if icon is not None else None,
         keys_version=0,
+        access_version=0,
         created_at=now,
         updated_at=now,
     )
     db.session.add(client)
     record_event(
         actor, org_id, "client.created", "client", client.client_id,
-        name=client.name, scope=client.scope, resource_server=client.resource_server,
+        name=client.name,
     )
     return client
 
@@ -96,10 +93,9 @@ def update_client(
     name=_UNSET,
     description=_UNSET,
     icon=_UNSET,
-    scope=_UNSET,
     actor: Actor = CLI_ACTOR,
 ) -> Client:
-    """Change name, description, icon (bytes, or None to remove) or scope. The resource_server flag is not here."""
+    """Change name, description or icon (bytes, or None to remove). API access has its own service (apis)."""
     client = get_client(client_id, org_id)
     changed = []
     if name is not _UNSET:
@@ -112,9 +108,6 @@ def update_client(
         client.icon = normalise_icon(icon) if icon is not None else None
         client.icon_content_type = ICON_CONTENT_TYPE if icon is not None else None
         changed.append("icon")
-    if scope is not _UNSET:
-        client.scope = clean_scope(scope)
-        changed.append("scope")
     if changed:
         client.updated_at = clock.now()
         record_event(actor, client.org_id, "client.updated", "client", client.client_id, fields=changed)
@@ -122,19 +115,10 @@ def update_client(
 
 
 @transactional
-def set_resource_server(client_id: str, enabled: bool, actor: Actor = CLI_ACTOR) -> Client:
-    """The operator's switch (CLI only): a resource server may introspect every organization's tokens."""
-    client = get_client(client_id)
-    client.resource_server = bool(enabled)
-    record_event(actor, client.org_id, "client.resource_server_set", "client", client.client_id, enabled=bool(enabled))
-    return client
-
-
-@transactional
 def delete_client(client_id: str, org_id: str | None = None, actor: Actor = CLI_ACTOR) -> None:
-    """Delete a client with its secrets and keys; its tokens become inactive at once."""
+    """Delete a client with its secrets, keys and API access; its tokens become inactive at once."""
     client = get_client(client_id, org_id)
-    for model in (AccessToken, ClientSecret, ClientKey):
+    for model in (AccessToken, ClientSecret, ClientKey, ClientGrant, ApiClient):
         db.session.execute(delete(model).where(model.client_id == client.client_id))
     record_event(actor, client.org_id, "client.deleted", "client", client.client_id, name=client.name)
     db.session.delete(client)

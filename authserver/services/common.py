@@ -78,26 +78,42 @@ def clean_description(value: object) -> str:
     return value
 
 
-def clean_scope(value: object) -> str:
-    """Normalise a space-delimited scope list (RFC 6749 §3.3): unique tokens, sorted."""
+SCOPE_TOKEN_MAX = 64
+# RFC 6749 §3.3: scope = scope-token *( SP scope-token ), exactly: one space between tokens, none
+# before or after, no other whitespace (fullmatch: "$" would let a trailing newline through).
+SCOPE_PARAMETER = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]+(?: [\x21\x23-\x5b\x5d-\x7e]+)*")
+
+
+def clean_scope_token(value: object, field: str = "scope") -> str:
+    """One scope name: an RFC 6749 §3.3 scope-token of at most SCOPE_TOKEN_MAX characters."""
+    if not isinstance(value, str) or not SCOPE_TOKEN.fullmatch(value) or len(value) > SCOPE_TOKEN_MAX:
+        raise InvalidInput(
+            f"A scope name must be 1 to {SCOPE_TOKEN_MAX} printable ASCII characters without spaces, "
+            "double quotes or backslashes (RFC 6749 section 3.3).",
+            field=field,
+        )
+    return value
+
+
+def parse_scope_list(value: object) -> list[str]:
+    """Scope names given by an administrator: a space-delimited string or a list (duplicates removed)."""
     if value is None:
-        return ""
-    if isinstance(value, (list, tuple)):
+        return []
+    if isinstance(value, str):
+        tokens = [t for t in value.split(" ") if t != ""]
+    elif isinstance(value, (list, tuple)):
         tokens = list(value)
-    elif isinstance(value, str):
-        tokens = value.split(" ")
     else:
-        raise InvalidInput("Scope must be a space-delimited string.", field="scope")
-    tokens = [t for t in tokens if t != ""]
-    for token in tokens:
-        if not isinstance(token, str) or not SCOPE_TOKEN.match(token) or len(token) > 64:
-            raise InvalidInput(
-                "Each scope must be 1 to 64 printable ASCII characters without spaces, quotes or backslashes.",
-                field="scope",
-            )
-    if len(tokens) > 50:
-        raise InvalidInput("A client may have at most 50 scopes.", field="scope")
-    return " ".join(sorted(set(tokens)))
+        raise InvalidInput("Scope must be a space-delimited string or a list of names.", field="scope")
+    names = [clean_scope_token(t) for t in tokens]
+    return sorted(set(names))
+
+
+def parse_scope_parameter(value: str) -> list[str] | None:
+    """The scope request parameter (RFC 6749 §3.3) as its tokens, or None when it breaks the grammar."""
+    if not SCOPE_PARAMETER.fullmatch(value):
+        return None
+    return value.split(" ")
 
 
 def current_settings():

@@ -9,9 +9,8 @@ from ..extensions import db
 from ..models import Account
 from .accounts import active_admin
 from .common import current_settings
+from .apis import MANAGE_SCOPE, management_identifier
 from .tokens import active_token_record
-
-MANAGE_SCOPE = "manage"
 
 
 @dataclass(frozen=True)
@@ -39,6 +38,10 @@ def resolve_token_caller(token: str) -> Caller:
     record = active_token_record(claims) if claims is not None else None
     if record is None or record.account_id != claims.get("sub"):
         raise InvalidToken("The access token is invalid, expired or revoked.")
+    audience = management_identifier()
+    if record.audience != audience or claims.get("aud") != audience:
+        # SPEC §9: the management API is an API like any other; tokens for other APIs are refused here.
+        raise InvalidToken(f"The access token is for another API: ask for one with resource={audience}.")
     if MANAGE_SCOPE not in record.scope.split(" "):
         raise InsufficientScope(f"The access token lacks the {MANAGE_SCOPE} scope.")
     account = db.session.get(Account, record.account_id)

@@ -22,7 +22,7 @@ _INSERT_TOKEN = Prepared(insert(AccessToken).values({c.name: bindparam(c.name) f
 _RECORD_QUERY = Prepared(
     select(
         AccessToken.jti, AccessToken.client_id, AccessToken.account_id, AccessToken.scope, AccessToken.audience,
-        AccessToken.issued_at, AccessToken.expires_at, AccessToken.revoked_at, Account.disabled_at,
+        AccessToken.issued_at, AccessToken.expires_at, AccessToken.revoked_at, Account.disabled_at, Account.org_id,
     )
     .join(Account, Account.account_id == AccessToken.account_id)
     .where(AccessToken.jti == bindparam("jti"))
@@ -39,6 +39,7 @@ class TokenRecord(NamedTuple):
     expires_at: int
     revoked_at: int | None
     disabled_at: int | None
+    org_id: str  # the organization of the token's subject, which is always the client's
 
 
 @dataclass(frozen=True)
@@ -55,7 +56,8 @@ def is_active_subject(org_id: str, account_id: str) -> bool:
     return store.fetch_one(_SUBJECT_QUERY, {"sub": account_id, "org": org_id}) is not None
 
 
-def mint_access_token(*, client_id: str, secret_id: str | None, account_id: str, scope: str, sign) -> IssuedToken:
+def mint_access_token(*, client_id: str, secret_id: str | None, account_id: str, org_id: str, audience: str, scope: str,
+                      sign) -> IssuedToken:
     """Sign an RFC 9068 access token. Nothing is written: the caller saves the record in its transaction."""
     settings = current_settings()
     now = clock.now()
@@ -63,7 +65,8 @@ def mint_access_token(*, client_id: str, secret_id: str | None, account_id: str,
     claims = {
         "iss": settings.issuer,
         "sub": account_id,
-        "aud": settings.audience,
+        "aud": audience,
+        "org_id": org_id,
         "client_id": client_id,
         "scope": scope,
         "jti": jti,
@@ -72,7 +75,7 @@ def mint_access_token(*, client_id: str, secret_id: str | None, account_id: str,
     }
     record = {
         "jti": jti, "client_id": client_id, "account_id": account_id, "secret_id": secret_id, "scope": scope,
-        "audience": settings.audience, "issued_at": now, "expires_at": claims["exp"], "revoked_at": None,
+        "audience": audience, "issued_at": now, "expires_at": claims["exp"], "revoked_at": None,
     }
     return IssuedToken(access_token=sign(claims), expires_in=settings.access_token_ttl, scope=scope, jti=jti, record=record)
 

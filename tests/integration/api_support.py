@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import pytest
 from PIL import Image
 
-from ..conftest import Tenant, get_token, make_tenant
+from ..conftest import MANAGEMENT_API, Tenant, get_token, make_tenant
 
 API = "/api/v1"
 PROBLEM_JSON = "application/problem+json"
@@ -36,7 +36,8 @@ class Manager:
 
 def user_token(http, tenant: Tenant, account_id: str, scope: str = "manage") -> str:
     """An access token whose subject is `account_id`, obtained at /oauth/token like any client would."""
-    return get_token(http, tenant, assertion=tenant.assertion(sub=account_id), scope=scope)["access_token"]
+    form = {"resource": MANAGEMENT_API} if "manage" in scope.split() else {}
+    return get_token(http, tenant, assertion=tenant.assertion(sub=account_id), scope=scope, **form)["access_token"]
 
 
 def make_manager(http, name: str = "Acme", scope: str = "manage read") -> Manager:

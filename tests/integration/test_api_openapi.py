@@ -106,7 +106,7 @@ LIVE = "live-object"  # a path parameter replaced by an object that exists, made
 
 def live_objects(org_id: str) -> dict:
     """A client with a secret, a key and an icon, and a service account: targets for every path."""
-    client = register_client(org_id, "Fuzz target", scope="read", icon=png_bytes())
+    client = register_client(org_id, "Fuzz target", icon=png_bytes())
     secret = add_secret(client.client_id)
     from cryptography.hazmat.primitives.asymmetric import ec
 

@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 from urllib.parse import unquote_plus
 
+import jwt
 import pytest
 from click.testing import CliRunner
 from cryptography.hazmat.primitives import serialization
@@ -29,6 +30,7 @@ from ..conftest import ISSUER, JWT_BEARER, TOKEN_ENDPOINT, basic, private_pem, p
 from .helpers import case, short
 
 AUTHSERVER = Path(sys.executable).parent / "authserver"
+JOBS_API = "https://api.acme.test/jobs"
 
 
 @pytest.fixture
@@ -85,13 +87,17 @@ def _rows(app, model, *where):
 def _setup(cli: Cli, tmp_path: Path, scope: str = "read write") -> dict:
     org_id = cli.json("org", "create", "Acme")["org_id"]
     account_id = cli.json("account", "create", org_id, "worker", "--kind", "service")["account_id"]
-    client_id = cli.json("client", "create", org_id, "Backend", "--scope", scope, "--description", "Nightly jobs")["client_id"]
+    client_id = cli.json("client", "create", org_id, "Backend", "--description", "Nightly jobs")["client_id"]
+    api_id = cli.json("api", "create", "--org", org_id, "Jobs API", JOBS_API, "--scope", "read=Read jobs",
+                      "--scope", "write")["api_id"]
+    cli.json("client", "grant", client_id, JOBS_API, "--scope", scope)
     secret = cli.json("secret", "add", client_id)
     key = ec.generate_private_key(ec.SECP256R1())
     key_file = tmp_path / "client-key.pub.pem"
     key_file.write_bytes(public_pem(key))
     kid = cli.json("key", "add", client_id, key_file, "--kid", "k1")["kid"]
-    return {"org_id": org_id, "account_id": account_id, "client_id": client_id, "secret": secret, "key": key, "kid": kid}
+    return {"org_id": org_id, "account_id": account_id, "client_id": client_id, "secret": secret, "key": key, "kid": kid,
+            "api_id": api_id}
 
 
 def _assertion(setup: dict, **claims) -> str:
@@ -110,7 +116,8 @@ def _assertion(setup: dict, **claims) -> str:
 
 def test_init_is_idempotent_and_prints_one_json_document(cli):
     first = cli.json("init")
-    assert set(first) == {"signing_kid", "signing_alg"} and first["signing_alg"] == "RS256"
+    assert set(first) == {"signing_kid", "signing_alg", "management_api", "default_api"}
+    assert first["signing_alg"] == "RS256"
     assert cli.json("init") == first
 
 
@@ -130,6 +137,8 @@ def test_org_account_client_secret_key_flow_yields_a_working_client(cli, tmp_pat
                          headers=basic(setup["client_id"], setup["secret"]["client_secret"]))
     assert response.status_code == 200, response.get_json()
     assert response.get_json()["scope"] == "read write"
+    claims = jwt.decode(response.get_json()["access_token"], options={"verify_signature": False})
+    assert claims["aud"] == JOBS_API and claims["org_id"] == setup["org_id"]
     with app.app_context():
         db.engine.dispose()
 
@@ -140,8 +149,8 @@ def test_client_list_show_and_delete(cli, tmp_path):
     assert isinstance(listed, list) and [c["client_id"] for c in listed] == [setup["client_id"]]
     shown = cli.json("client", "show", setup["client_id"])
     assert shown["client_id"] == setup["client_id"] and shown["name"] == "Backend"
-    assert shown["description"] == "Nightly jobs" and shown["scope"] == "read write"
-    assert shown["resource_server"] is False and shown["has_icon"] is False
+    assert shown["description"] == "Nightly jobs" and shown["has_icon"] is False
+    assert shown["grants"] == [{"api_id": setup["api_id"], "identifier": JOBS_API, "scope": "read write", "default": True}]
     assert "client_secret" not in json.dumps(shown) and setup["secret"]["client_secret"] not in json.dumps(shown)
     assert cli.json("client", "delete", setup["client_id"]) == {"deleted": setup["client_id"]}
     assert cli.json("client", "list", setup["org_id"]) == []
@@ -149,15 +158,15 @@ def test_client_list_show_and_delete(cli, tmp_path):
     assert _rows(cli.app(), ClientSecret, ClientSecret.client_id == setup["client_id"]) == []
 
 
-def test_resource_server_flag_and_icon(cli, tmp_path):
+def test_client_icon(cli, tmp_path):
     from PIL import Image
 
     org_id = cli.json("org", "create", "Platform")["org_id"]
     icon = tmp_path / "icon.png"
     Image.new("RGB", (32, 32), (200, 30, 30)).save(icon)
-    client_id = cli.json("client", "create", org_id, "Platform API", "--resource-server", "--icon", icon)["client_id"]
+    client_id = cli.json("client", "create", org_id, "Platform API", "--icon", icon)["client_id"]
     shown = cli.json("client", "show", client_id)
-    assert shown["resource_server"] is True and shown["has_icon"] is True
+    assert shown["has_icon"] is True and shown["grants"] == []
     svg = tmp_path / "icon.svg"
     svg.write_text('<svg xmlns="http://www.w3.org/2000/svg"/>')
     cli.fails("client", "create", org_id, "Vector", "--icon", svg)
@@ -338,7 +347,8 @@ def test_bad_names_and_scopes_are_refused(cli):
     cli.fails("org", "create", "   ", needle="name")
     org_id = cli.json("org", "create", "Acme")["org_id"]
     cli.fails("client", "create", org_id, "x" * 101, needle="100")
-    cli.fails("client", "create", org_id, "App", "--scope", 'bad"scope', needle="scope")
+    cli.fails("api", "create", "--org", org_id, "Orders", "https://api.acme.test/orders", "--scope", 'bad"scope',
+              needle="scope")
     cli.fails("client", "create", org_id, "App", "--description", "d" * 1001, needle="1000")
     assert cli.json("client", "list", org_id) == []
 
@@ -405,7 +415,7 @@ def test_console_script_stdout_carries_only_json(tmp_path):
     instance = tmp_path / "fresh"
     init = _script(instance, "init", "--json")
     assert init.returncode == 0, init.stderr[-500:]
-    assert set(json.loads(init.stdout)) == {"signing_kid", "signing_alg"}  # migration logs went to stderr
+    assert set(json.loads(init.stdout)) == {"signing_kid", "signing_alg", "management_api", "default_api"}  # logs: stderr
     assert (instance / "authserver.db").exists()
     for name in ("secret-pepper.key", "session.key"):
         assert (instance / name).stat().st_mode & 0o077 == 0, name

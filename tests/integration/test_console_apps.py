@@ -158,7 +158,7 @@ def test_html_in_names_is_escaped_on_every_page(console, console_admin):
 
 
 def test_details_page_shows_everything_about_the_app(console, console_admin):
-    client = register_client(console_admin.org_id, "Reporting", description="Nightly reports.", scope="read")
+    client = register_client(console_admin.org_id, "Reporting", description="Nightly reports.")
     html = text(console.get(f"/console/apps/{client.client_id}"))
     assert "Reporting" in html and "Nightly reports." in html
     assert f'value="{client.client_id}"' in html

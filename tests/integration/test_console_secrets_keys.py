@@ -24,7 +24,7 @@ def text(response) -> str:
 
 @pytest.fixture
 def app_page(console, console_admin):
-    client = register_client(console_admin.org_id, "Payments", scope="read")
+    client = register_client(console_admin.org_id, "Payments")
     return f"/console/apps/{client.client_id}", client.client_id
 
 

@@ -16,7 +16,7 @@ from ..conftest import ISSUER, basic, get_token, random_secret
 from .helpers import assert_no_store, assert_oauth_error, case, b64url, count, token_record, unverified_claims
 
 INACTIVE = {"active": False}
-ACTIVE_FIELDS = {"active", "scope", "client_id", "sub", "exp", "iat", "iss", "aud", "jti", "token_type"}
+ACTIVE_FIELDS = {"active", "scope", "client_id", "sub", "org_id", "exp", "iat", "iss", "aud", "jti", "token_type"}
 
 
 def introspect(http, token: str, headers: dict, **extra) -> dict:
@@ -28,8 +28,12 @@ def introspect(http, token: str, headers: dict, **extra) -> dict:
 
 
 def resource_server(org_id: str):
-    """A resource_server client (set by the operator) with one secret: (client_id, auth headers)."""
-    client = register_client(org_id, "Platform API", resource_server=True)
+    """The `default` platform API's own client (bound by the operator), with one secret: (client_id,
+    auth headers). A platform API's client introspects the tokens of every organization for it."""
+    from authserver.services.apis import BUILTIN_DEFAULT, bind_client, builtin_api
+
+    client = register_client(org_id, "Platform API")
+    bind_client(builtin_api(BUILTIN_DEFAULT).api_id, client.client_id)
     new = add_secret(client.client_id)
     return client.client_id, basic(client.client_id, new.client_secret)
 
@@ -59,6 +63,7 @@ def test_own_token_is_active_with_every_field(http, tenant):
     assert answer["scope"] == "read"
     assert answer["client_id"] == tenant.client_id
     assert answer["sub"] == tenant.account_id
+    assert answer["org_id"] == claims["org_id"] == tenant.org_id
     assert answer["iss"] == ISSUER
     assert answer["aud"] == claims["aud"] == ISSUER
     assert answer["jti"] == claims["jti"]
@@ -89,7 +94,7 @@ def test_another_client_of_the_same_organization_sees_nothing(http, tenant):
     assert introspect(http, token, basic(sibling.client_id, sibling_secret.client_secret)) == INACTIVE
 
 
-def test_resource_server_of_another_organization_sees_it_active(http, tenant, other_tenant):
+def test_platform_apis_client_of_another_organization_sees_it_active(http, tenant, other_tenant):
     _, rs_auth = resource_server(other_tenant.org_id)
     token = get_token(http, tenant)["access_token"]
     answer = introspect(http, token, rs_auth)

@@ -13,10 +13,10 @@ from authserver import clock
 from authserver.extensions import db
 from authserver.services.signing_keys import current_signing_key, rotate_signing_key
 
-from ..conftest import ISSUER, JWT_BEARER, get_token, make_app, make_tenant
+from ..conftest import DEFAULT_API, ISSUER, JWT_BEARER, get_token, make_app, make_tenant
 from .helpers import assert_no_store, unverified_claims
 
-RFC9068_CLAIMS = {"iss", "sub", "aud", "client_id", "scope", "jti", "iat", "exp"}
+RFC9068_CLAIMS = {"iss", "sub", "aud", "org_id", "client_id", "scope", "jti", "iat", "exp"}
 PRIVATE_MEMBERS = {"d", "p", "q", "dp", "dq", "qi", "oth", "k"}
 
 
@@ -36,7 +36,8 @@ def test_metadata_document(http):
     for field in ("token_endpoint_auth_methods_supported", "introspection_endpoint_auth_methods_supported",
                   "revocation_endpoint_auth_methods_supported"):
         assert sorted(meta[field]) == ["client_secret_basic", "client_secret_post"], field
-    assert set(meta["scopes_supported"]) >= {"read", "write"}
+    assert set(meta["scopes_supported"]) >= {"read", "write", "manage"}
+    assert meta["resource_indicators_supported"] is True
     assert "authorization_endpoint" not in meta  # no browser flows
 
 
@@ -63,6 +64,7 @@ def test_access_token_header_and_claims(http, tenant):
     assert set(claims) == RFC9068_CLAIMS
     assert claims["iss"] == ISSUER and claims["aud"] == ISSUER
     assert claims["sub"] == tenant.account_id and claims["client_id"] == tenant.client_id
+    assert claims["org_id"] == tenant.org_id
     assert claims["scope"] == "write"
     assert claims["exp"] - claims["iat"] == 3600
 
@@ -154,7 +156,7 @@ def test_pyjwkclient_verifies_access_tokens_from_the_metadata_jwks_uri(live):
     signing_key = jwks_client.get_signing_key_from_jwt(token)
     header = jwt.get_unverified_header(token)
     assert header["typ"] == "at+jwt" and signing_key.key_id == header["kid"]
-    claims = jwt.decode(token, signing_key.key, algorithms=["RS256"], audience=live.url, issuer=live.url,
+    claims = jwt.decode(token, signing_key.key, algorithms=["RS256"], audience=DEFAULT_API, issuer=live.url,
                         options={"require": sorted(RFC9068_CLAIMS)})
     assert set(claims) == RFC9068_CLAIMS
     assert claims["client_id"] == tenant.client_id and claims["sub"] == tenant.account_id
@@ -164,7 +166,7 @@ def test_pyjwkclient_verifies_access_tokens_from_the_metadata_jwks_uri(live):
     header_b64, payload_b64, signature = token.split(".")
     forged = f"{header_b64}.{payload_b64}.{signature[:-6]}AAAAAA"
     with pytest.raises(jwt.InvalidSignatureError):
-        jwt.decode(forged, signing_key.key, algorithms=["RS256"], audience=live.url)
+        jwt.decode(forged, signing_key.key, algorithms=["RS256"], audience=DEFAULT_API)
 
 
 def test_pyjwkclient_follows_a_signing_key_rotation(live):
@@ -187,7 +189,7 @@ def test_pyjwkclient_follows_a_signing_key_rotation(live):
     assert new_key.key_id == new_row.kid != old_key.key_id
     for token, key in ((old_token, jwks_client.get_signing_key_from_jwt(old_token)), (new_token, new_key)):
         # The server clock moved ahead, PyJWT's did not: allow for it.
-        jwt.decode(token, key.key, algorithms=["RS256"], audience=live.url, issuer=live.url, leeway=shifted + 60)
+        jwt.decode(token, key.key, algorithms=["RS256"], audience=DEFAULT_API, issuer=live.url, leeway=shifted + 60)
         answer = requests.post(live.url + "/oauth/introspect", data={"token": token},
                                auth=(tenant.client_id, tenant.client_secret), timeout=10)
         assert answer.status_code == 200 and answer.json()["active"] is True
