@@ -93,15 +93,14 @@ def upgrade():
     with op.batch_alter_table('client_grants', schema=None) as batch_op:
         batch_op.create_index('ix_client_grants_api_id', ['api_id'], unique=False)
 
-    with op.batch_alter_table('clients', schema=None) as batch_op:
-        batch_op.add_column(sa.Column('access_version', sa.Integer(), nullable=False, server_default='0'))
+    # Plain ALTER TABLE on every database: a batch "recreate" of clients on SQLite would drop the
+    # table, and with foreign keys on that cascades into secrets, keys, tokens and grants.
+    op.add_column('clients', sa.Column('access_version', sa.Integer(), nullable=False, server_default='0'))
 
     _move_data()
 
-    with op.batch_alter_table('clients', schema=None) as batch_op:
-        batch_op.alter_column('access_version', server_default=None)
-        batch_op.drop_column('resource_server')
-        batch_op.drop_column('scope')
+    op.drop_column('clients', 'resource_server')
+    op.drop_column('clients', 'scope')
 
 
 def _move_data():
@@ -144,10 +143,9 @@ def _move_data():
 
 
 def downgrade():
-    with op.batch_alter_table('clients', schema=None) as batch_op:
-        batch_op.add_column(sa.Column('scope', sa.Text(), nullable=False, server_default=''))
-        batch_op.add_column(sa.Column('resource_server', sa.Boolean(), nullable=False, server_default=sa.false()))
-        batch_op.drop_column('access_version')
+    op.add_column('clients', sa.Column('scope', sa.Text(), nullable=False, server_default=''))
+    op.add_column('clients', sa.Column('resource_server', sa.Boolean(), nullable=False, server_default=sa.false()))
+    op.drop_column('clients', 'access_version')
     with op.batch_alter_table('client_grants', schema=None) as batch_op:
         batch_op.drop_index('ix_client_grants_api_id')
     op.drop_table('client_grants')

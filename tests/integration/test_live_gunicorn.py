@@ -32,6 +32,7 @@ BIN = Path(sys.executable).parent
 AUTHSERVER = BIN / "authserver"
 STARTUP_TIMEOUT = 45
 PARALLEL = 4
+ORDERS_API = "https://orders.acme.test/api"
 
 
 def _free_port() -> int:
@@ -137,7 +138,8 @@ def _token_request(live: Live, setup: dict, secret: str):
     """One JWT bearer token request: the BearerToken, or the library's exception."""
     client = _oauth_client(live, setup["client_id"], secret)
     try:
-        return client.jwt_bearer(_assertion(setup, client.token_endpoint), scope="read")
+        # RFC 8707 resource: the client has no default API, so the token names its API explicitly.
+        return client.jwt_bearer(_assertion(setup, client.token_endpoint), scope="read", resource=ORDERS_API)
     except InvalidClient as exc:
         return exc
     finally:
@@ -158,7 +160,9 @@ def test_deleted_secret_is_refused_by_both_workers_at_once(live, tmp_path):
     live.cli("init")
     org_id = live.cli("org", "create", "Acme")["org_id"]
     account_id = live.cli("account", "create", org_id, "worker", "--kind", "service")["account_id"]
-    client_id = live.cli("client", "create", org_id, "Backend", "--scope", "read write")["client_id"]
+    client_id = live.cli("client", "create", org_id, "Backend")["client_id"]
+    live.cli("api", "create", "--org", org_id, "Orders", ORDERS_API, "--scope", "read", "--scope", "write")
+    live.cli("client", "grant", client_id, ORDERS_API, "--scope", "read write", "--no-default")
     doomed = live.cli("secret", "add", client_id)
     keeper = live.cli("secret", "add", client_id)
     private_key = ec.generate_private_key(ec.SECP256R1())
@@ -186,6 +190,8 @@ def test_deleted_secret_is_refused_by_both_workers_at_once(live, tmp_path):
 
     early_token = tokens[0]
     assert jwt.get_unverified_header(early_token.access_token)["typ"] == "at+jwt"
+    claims = jwt.decode(early_token.access_token, options={"verify_signature": False})
+    assert claims["aud"] == ORDERS_API and claims["org_id"] == org_id
 
     # Delete the secret through the CLI (another process, straight to the database).
     assert live.cli("secret", "delete", client_id, doomed["secret_id"]) == {"deleted": doomed["secret_id"]}

@@ -67,6 +67,84 @@ def test_upgrade_keeps_the_data_of_an_older_schema(tmp_path, empty_database):
         assert "rate_limit_counters" in inspect(db.engine).get_table_names()
         assert db.session.execute(text("SELECT name FROM clients")).scalar_one() == "Legacy"
         version = db.session.execute(text("SELECT version_num FROM alembic_version")).scalar_one()
-        assert version == "0002"
+        assert version == "0003"
+        db.session.remove()
+        db.engine.dispose()
+
+
+def test_upgrade_to_apis_keeps_former_clients_working(tmp_path, empty_database):
+    """SPEC §9 upgrade path: a database populated at 0002 (client scopes, a resource_server client)
+    upgrades to the APIs model; the old client still gets its old scopes (aud: AUTHSERVER_AUDIENCE),
+    the management API with `manage`, and the old resource server still introspects."""
+    import json
+    import time
+    import uuid
+
+    import jwt
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from authserver.crypto.client_secrets import hash_client_secret
+    from authserver.crypto.keys import parse_public_key
+    from authserver.services.signing_keys import ensure_signing_key
+
+    from ..conftest import ISSUER, JWT_BEARER, MANAGEMENT_API, TOKEN_ENDPOINT, basic, public_pem
+
+    app = create_app({"instance_path": str(tmp_path / "instance"), "database_url": empty_database, "issuer": ISSUER})
+    settings = app.extensions["authserver.settings"]
+    legacy, rs = "a" * 32, "b" * 32
+    secrets_ = {legacy: "as_legacy-client-secret-0123456789abcdef", rs: "as_resource-server-secret-0123456789abcd"}
+    key = ec.generate_private_key(ec.SECP256R1())
+    parsed = parse_public_key(public_pem(key), kid="old-key")
+    with app.app_context():
+        upgrade(directory=MIGRATIONS, revision="0002")
+        ensure_signing_key()
+        db.session.execute(text("INSERT INTO organizations (org_id, name, created_at) VALUES ('org_a', 'A', 1), ('org_b', 'B', 1)"))
+        db.session.execute(text("INSERT INTO accounts (account_id, org_id, name, kind, is_admin, created_at) "
+                                "VALUES ('acc_a', 'org_a', 'worker', 'service', false, 1)"))
+        for client_id, org, scope, flag in ((legacy, "org_a", "read write manage", False), (rs, "org_b", "", True)):
+            db.session.execute(text(
+                "INSERT INTO clients (client_id, org_id, name, description, scope, resource_server, keys_version, "
+                "created_at, updated_at) VALUES (:c, :o, 'Old', '', :s, :f, 1, 1, 1)"),
+                {"c": client_id, "o": org, "s": scope, "f": flag})
+            db.session.execute(text("INSERT INTO client_secrets (secret_id, client_id, secret_hash, created_at) "
+                                    "VALUES (:i, :c, :h, 1)"),
+                               {"i": "sec_" + client_id[:8], "c": client_id,
+                                "h": hash_client_secret(secrets_[client_id], settings.secret_pepper)})
+        db.session.execute(text("INSERT INTO client_keys (client_id, kid, kty, key_type, public_jwk, created_at) "
+                                "VALUES (:c, 'old-key', :kty, :t, :j, 1)"),
+                           {"c": legacy, "kty": parsed.kty, "t": parsed.key_type, "j": json.dumps(parsed.jwk)})
+        db.session.commit()
+
+        upgrade(directory=MIGRATIONS)
+        grants = db.session.execute(text("SELECT a.identifier, g.scope, g.is_default FROM client_grants g "
+                                         "JOIN apis a ON a.api_id = g.api_id WHERE g.client_id = :c "
+                                         "ORDER BY a.identifier"), {"c": legacy}).all()
+        assert [tuple(g) for g in grants] == [(ISSUER, "manage read write", True), (MANAGEMENT_API, "manage", False)]
+        bound = db.session.execute(text("SELECT a.builtin FROM api_clients b JOIN apis a ON a.api_id = b.api_id "
+                                        "WHERE b.client_id = :c"), {"c": rs}).scalars().all()
+        assert bound == ["default"]
+        columns = {c["name"] for c in inspect(db.engine).get_columns("clients")}
+        assert "scope" not in columns and "resource_server" not in columns
+
+        http = app.test_client()
+
+        def token(**form):
+            now = int(time.time())
+            assertion = jwt.encode({"iss": legacy, "sub": "acc_a", "aud": TOKEN_ENDPOINT, "iat": now, "exp": now + 60,
+                                    "jti": uuid.uuid4().hex}, key, algorithm="ES256", headers={"kid": "old-key"})
+            response = http.post("/oauth/token", data={"grant_type": JWT_BEARER, "assertion": assertion, **form},
+                                 headers=basic(legacy, secrets_[legacy]))
+            assert response.status_code == 200, response.get_json()
+            return response.get_json()
+
+        old_style = token()  # no resource: the default API, with the client's former scopes
+        assert old_style["scope"] == "manage read write"
+        claims = jwt.decode(old_style["access_token"], options={"verify_signature": False})
+        assert claims["aud"] == ISSUER and claims["org_id"] == "org_a"
+        answer = http.post("/oauth/introspect", data={"token": old_style["access_token"]},
+                           headers=basic(rs, secrets_[rs])).get_json()
+        assert answer["active"] is True and answer["aud"] == ISSUER and answer["org_id"] == "org_a"
+        management = token(resource=MANAGEMENT_API)
+        assert management["scope"] == "manage"
         db.session.remove()
         db.engine.dispose()

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import time
 import uuid
-from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import quote_plus
 
 import jwt
@@ -19,18 +18,13 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from authserver_verifier import InvalidToken, Verifier
 
-from ..servers import cli, free_port, running_server, server_env
+from ..servers import free_port, running_server, server_env
+from .cli_session import CliSession
 
 JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 ORDERS = "https://api.example.com/orders"
 BILLING = "https://api.example.com/billing"
 HTTP_TIMEOUT = 10
-
-
-def in_parallel(*calls):
-    """Independent CLI calls two at a time (each is a process start; SQLite waits for its lock)."""
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        return [future.result(timeout=90) for future in [pool.submit(call) for call in calls]]
 
 
 @pytest.fixture(scope="module")
@@ -44,26 +38,26 @@ def live(tmp_path_factory):
     key_file = root / "client.pub.pem"
     key_file.write_bytes(key.public_key().public_bytes(serialization.Encoding.PEM,
                                                        serialization.PublicFormat.SubjectPublicKeyInfo))
-    with running_server(env, port, workers=1, log_path=root / "server.log") as base:  # `serve` runs init
-        org = cli(env, "org", "create", "Acme")["org_id"]
-        account, client, api_client, orders_api, billing_api = in_parallel(
-            lambda: cli(env, "account", "create", org, "orders-worker", "--kind", "service")["account_id"],
-            lambda: cli(env, "client", "create", org, "Shop backend")["client_id"],
-            lambda: cli(env, "client", "create", org, "Orders API")["client_id"],
-            lambda: cli(env, "api", "create", "--org", org, "Orders", ORDERS, "--scope", "orders:read",
-                        "--scope", "orders:write")["api_id"],
-            lambda: cli(env, "api", "create", "--org", org, "Billing", BILLING, "--scope", "invoices:read")["api_id"],
-        )
-        secret, kid, _, _, api_secret, _ = in_parallel(
-            lambda: cli(env, "secret", "add", client)["client_secret"],
-            lambda: cli(env, "key", "add", client, str(key_file))["kid"],
-            lambda: cli(env, "client", "grant", client, ORDERS, "--scope", "orders:read", "--default"),
-            lambda: cli(env, "client", "grant", client, BILLING, "--scope", "invoices:read"),
-            lambda: cli(env, "secret", "add", api_client)["client_secret"],
-            lambda: cli(env, "api", "bind-client", orders_api, api_client),
-        )
-        yield {"issuer": issuer, "base": base, "env": env, "org": org, "account": account, "client": client,
-               "secret": secret, "key": key, "kid": kid, "api_client": api_client, "api_secret": api_secret}
+    cli = CliSession(env)  # starts importing while the server boots
+    try:
+        with running_server(env, port, workers=1, log_path=root / "server.log") as base:  # `serve` runs init
+            org = cli("org", "create", "Acme")["org_id"]
+            account = cli("account", "create", org, "orders-worker", "--kind", "service")["account_id"]
+            client = cli("client", "create", org, "Shop backend")["client_id"]
+            secret = cli("secret", "add", client)["client_secret"]
+            kid = cli("key", "add", client, str(key_file))["kid"]
+            orders_api = cli("api", "create", "--org", org, "Orders", ORDERS, "--scope", "orders:read",
+                             "--scope", "orders:write")["api_id"]
+            cli("api", "create", "--org", org, "Billing", BILLING, "--scope", "invoices:read")
+            cli("client", "grant", client, ORDERS, "--scope", "orders:read", "--default")
+            cli("client", "grant", client, BILLING, "--scope", "invoices:read")
+            api_client = cli("client", "create", org, "Orders API")["client_id"]
+            api_secret = cli("secret", "add", api_client)["client_secret"]
+            cli("api", "bind-client", orders_api, api_client)
+            yield {"issuer": issuer, "base": base, "cli": cli, "org": org, "account": account, "client": client,
+                   "secret": secret, "key": key, "kid": kid, "api_client": api_client, "api_secret": api_secret}
+    finally:
+        cli.close()
 
 
 def basic(client_id: str, secret: str) -> tuple[str, str]:
@@ -88,7 +82,10 @@ def kid_of(token: str) -> str:
 
 
 def test_verify_rotation_and_introspection(live):
-    verifier = Verifier(live["issuer"], ORDERS, org_id=live["org"], timeout=HTTP_TIMEOUT, min_refresh_interval=1,
+    # No refetch rate limit here: with AUTHSERVER_SIGNING_KEY_ACTIVATION_DELAY=0 the rotated key signs
+    # at once, less than any min_refresh_interval after the first fetch (in production the delay, longer
+    # than the JWKS max-age, lets verifiers see a new key before it signs).
+    verifier = Verifier(live["issuer"], ORDERS, org_id=live["org"], timeout=HTTP_TIMEOUT, min_refresh_interval=0,
                         introspection_client=(live["api_client"], live["api_secret"]))
 
     # A token for the Orders API verifies offline, with its organization and scope.
@@ -110,13 +107,14 @@ def test_verify_rotation_and_introspection(live):
 
     # Signing-key rotation: the new kid is unknown to the cached JWKS and is fetched on sight.
     old_kid = kid_of(token)
-    cli(live["env"], "signing-key", "rotate")
+    live["cli"]("signing-key", "rotate")
     deadline = time.monotonic() + 10
     rotated = get_token(live, resource=ORDERS)
     while kid_of(rotated) == old_kid and time.monotonic() < deadline:
         time.sleep(0.3)  # each worker rereads its signing key every AUTHSERVER_SIGNING_KEY_REFRESH second
         rotated = get_token(live, resource=ORDERS)
     assert kid_of(rotated) != old_kid
+    assert kid_of(rotated) not in verifier._keys  # cached before the rotation
     assert verifier.verify(rotated, required_scopes=["orders:read"]).sub == live["account"]
     assert verifier.verify(token)  # the retired key stays published while its tokens live
 
