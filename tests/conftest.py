@@ -76,6 +76,9 @@ def _empty_pg_tables(app):
             if table.name != "signing_keys":
                 db.session.execute(text(f"DELETE FROM {table.name}"))
         db.session.commit()
+        from authserver.services.apis import ensure_platform_apis
+
+        ensure_platform_apis()  # the platform's own APIs, as `authserver init` leaves them
 
 
 @pytest.fixture(params=_backends())

@@ -387,7 +387,7 @@ def open_api(api_id: object, org_id: str, actor: Actor = CLI_ACTOR) -> Api:
     if db.session.get(ApiOrgAccess, (api.api_id, org_id)) is None:
         db.session.add(ApiOrgAccess(api_id=api.api_id, org_id=org_id, created_at=clock.now()))
         _bump_access(api_id=api.api_id)
-        record_event(actor, None, "api.opened", "api", api.api_id, org_id=org_id)
+        record_event(actor, None, "api.opened", "api", api.api_id, organization=org_id)
     return api
 
 
@@ -400,7 +400,7 @@ def close_api(api_id: object, org_id: str, actor: Actor = CLI_ACTOR) -> Api:
         raise NotFound("The API was not opened to this organization.")
     db.session.delete(row)
     _bump_access(api_id=api.api_id)
-    record_event(actor, None, "api.closed", "api", api.api_id, org_id=org_id)
+    record_event(actor, None, "api.closed", "api", api.api_id, organization=org_id)
     return api
 
 

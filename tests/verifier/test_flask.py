@@ -209,3 +209,19 @@ def test_identifier_that_is_not_a_url_needs_an_explicit_path(issuer):
     app = flask.Flask(__name__)
     register_protected_resource_metadata(app, verifier, path="/.well-known/oauth-protected-resource")
     assert app.test_client().get("/.well-known/oauth-protected-resource").json["resource"] == "urn:example:orders"
+
+
+def test_the_example_resource_server(issuer, monkeypatch):
+    import runpy
+    from pathlib import Path
+
+    example = Path(__file__).resolve().parents[2] / "verifier" / "examples" / "resource_server.py"
+    monkeypatch.setenv("AUTHSERVER_ISSUER", issuer.url)
+    monkeypatch.setenv("API_ORG_ID", ORG_ID)
+    monkeypatch.delenv("API_CLIENT_ID", raising=False)
+    client = runpy.run_path(str(example))["app"].test_client()
+    assert client.get("/orders").status_code == 401
+    answer = client.get("/orders", headers=bearer(issuer.mint(scope="orders:read")))
+    assert answer.status_code == 200 and answer.json["for"] == "account-1"
+    assert client.delete("/orders/7", headers=bearer(issuer.mint(scope="orders:read"))).status_code == 403
+    assert client.get("/.well-known/oauth-protected-resource/orders").json["resource"] == AUDIENCE
