@@ -688,6 +688,9 @@ class Setup:
     rs_client_secret: str
 
 
+BENCH_API = "https://bench.example.test/api"
+
+
 def setup_authserver(env: dict[str, str], work: Path, issuer: str) -> Setup:
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import ec
@@ -702,10 +705,17 @@ def setup_authserver(env: dict[str, str], work: Path, issuer: str) -> Setup:
         "account create",
     )
     client_id = _need(
-        cli(env, work, "client", "create", org_id, "bench-client", "--scope", "read write"),
+        cli(env, work, "client", "create", org_id, "bench-client"),
         "client_id",
         "client create",
     )
+    # The API its tokens are for (SPEC §9), granted as the client's default: requests name no resource.
+    api_id = _need(
+        cli(env, work, "api", "create", "--org", org_id, "bench-api", BENCH_API, "--scope", "read", "--scope", "write"),
+        "api_id",
+        "api create",
+    )
+    cli(env, work, "client", "grant", client_id, BENCH_API, "--scope", "read write", "--default")
     if not re.fullmatch(r"[0-9a-f]{32}", client_id):
         log(f"  note: client_id {short(client_id)} is not 32 lowercase hex characters (SPEC §3)")
     sec = cli(env, work, "secret", "add", client_id)
@@ -729,13 +739,13 @@ def setup_authserver(env: dict[str, str], work: Path, issuer: str) -> Setup:
     )
     kid = _need(cli(env, work, "key", "add", client_id, str(pub)), "kid", "key add")
 
-    # The resource server that introspects: a resource_server client (SPEC §5).
+    # The resource server that introspects: the API's own client (SPEC §9).
     rs_client_id = _need(
-        cli(env, work, "client", "create", org_id, "bench-api", "--scope", "read",
-            "--resource-server"),
+        cli(env, work, "client", "create", org_id, "bench-api-client"),
         "client_id",
-        "client create --resource-server",
+        "client create",
     )
+    cli(env, work, "api", "bind-client", api_id, rs_client_id)
     rs_secret = _need(cli(env, work, "secret", "add", rs_client_id), "client_secret", "secret add")
     return Setup(issuer, client_id, client_secret, account_id, kid, key, rs_client_id, rs_secret)
 
@@ -875,7 +885,7 @@ def run_authserver(
             )
             if status != 200 or body.get("active") is not True:
                 raise BenchError(
-                    f"introspection of a fresh token by the resource_server client answered "
+                    f"introspection of a fresh token by the API's own client answered "
                     f"{status} {json.dumps({k: body.get(k) for k in ('active', 'error')})}"
                 )
             intro_file = work / "introspect.txt"
