@@ -25,15 +25,18 @@ PATH_PARAMETERS = {
     "secret_id": "The secret's id.",
     "kid": "The key's id.",
     "account_id": "The account's id.",
+    "api_id": "The API's id (not its identifier).",
+    "name": "The scope's name, percent-encoded where it holds reserved characters.",
 }
 STATUS_TEXT = {
     200: "OK", 201: "Created", 204: "No Content", 400: "Bad request: malformed body, or a value a rule refused",
-    401: "No valid access token or session", 403: "Not allowed: missing scope, not an admin, operator-only field "
+    401: "No valid access token or session", 403: "Not allowed: missing scope, not an admin, a platform API "
     "or failed CSRF check", 404: "Not found in the caller's organization", 409: "Conflict with the current state",
     413: "Body too large", 415: "Unsupported media type", 422: "Body or query does not match the schema",
 }
-DESCRIPTION = f"""The management API of authserver: an organization's client applications, their secrets and
-public keys, its accounts and its audit log.
+DESCRIPTION = f"""The management API of authserver: an organization's client applications, their secrets,
+public keys and API access, the APIs (resource servers) it registers and their scopes, its accounts and
+its audit log.
 
 **Authentication.** `Authorization: Bearer <access token>`, a token issued by this server's
 `/oauth/token` whose `sub` is an active admin user of the organization and whose scope holds
@@ -41,6 +44,8 @@ public keys, its accounts and its audit log.
 the console's CSRF token in the `{CSRF_HEADER}` header.
 
 **Scope.** Everything is scoped to the caller's organization: another organization's objects answer 404.
+The platform APIs that the operator opened to the organization are listed too, read-only: changing one
+answers 403.
 
 **Errors** are `{PROBLEM_JSON}` (RFC 9457)."""
 

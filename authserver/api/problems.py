@@ -23,11 +23,11 @@ PROBLEM_TYPES = {
     "invalid-input": "A rule of the domain refused a value (for example a name longer than 100 characters).",
     "public-client-refused": "Every client is confidential: public clients (type public, auth method none) are refused.",
     "unauthenticated": "No credentials: send `Authorization: Bearer <access token>`.",
-    "invalid-token": "The access token is malformed, expired, revoked or not issued by this server.",
+    "invalid-token": "The access token is malformed, expired, revoked, not issued by this server, or issued for another API.",
     "insufficient-scope": "The access token lacks the `manage` scope.",
-    "forbidden": "The caller may not do this (not an admin, operator-only field, or a CSRF check failed).",
+    "forbidden": "The caller may not do this (not an admin, a platform API that only the operator changes, or a CSRF check failed).",
     "not-found": "No such object in the caller's organization.",
-    "conflict": "The change conflicts with the current state (duplicate kid, too many secrets, ...).",
+    "conflict": "The change conflicts with the current state (duplicate kid or API identifier, an API clients still have access to, ...).",
 }
 
 

@@ -27,11 +27,14 @@ def test_readme_tutorial_works_verbatim(tmp_path):
     lines = [line for line in result.stdout.splitlines() if line.startswith("{")]
     introspection, refusal = json.loads(lines[0]), json.loads(lines[-1])
     assert introspection["active"] is True and introspection["scope"] == "invoices:read"
+    assert introspection["aud"] == "https://invoices.acme.example/api" and introspection["org_id"].startswith("org_")
     assert refusal["error"] == "invalid_client"
     # What was stored: the secret is gone, the key is registered, the token record exists.
     listing = subprocess.run([str(tmp_path / ".venv/bin/authserver"), "client", "list", _org(tmp_path, env), "--json"],
                              cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
-    client = json.loads(listing.stdout)[0]
+    client = next(c for c in json.loads(listing.stdout) if c["name"] == "Billing backend")
+    assert client["grants"] == [{"api_id": client["grants"][0]["api_id"], "identifier": "https://invoices.acme.example/api",
+                                 "scope": "invoices:read invoices:write", "default": True}]
     secrets = subprocess.run([str(tmp_path / ".venv/bin/authserver"), "secret", "list", client["client_id"], "--json"],
                              cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
     assert json.loads(secrets.stdout) == []
