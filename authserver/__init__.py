@@ -132,9 +132,15 @@ def _register_health(app: Flask) -> None:
         try:
             db.session.execute(text("SELECT 1"))
             checks["database"] = "ok"
-        except Exception:  # any failure means not ready; the reason goes to the log, not the answer
-            app.logger.exception("readiness: database unreachable")
+        except Exception as exc:  # any failure means not ready; the reason goes to the log, not the answer
+            from .outages import note_outage
+
+            note_outage("database", exc)
             checks["database"] = "unreachable"
+            try:
+                db.session.rollback()
+            except Exception:  # the connection is gone; the session starts afresh next time
+                pass
         redis_client = app.extensions.get("authserver.redis")
         if redis_client is not None:
             try:
@@ -169,9 +175,26 @@ def _register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(Exception)
     def unexpected_error(exc: Exception):
-        db.session.rollback()
+        from .outages import RETRY_AFTER_SECONDS, note_outage, outage_component
+
+        try:
+            db.session.rollback()
+        except Exception:  # the database is gone: nothing to roll back
+            pass
+        component = outage_component(exc)
+        if component is not None:
+            note_outage(component, exc)
+            headers = {"Retry-After": str(RETRY_AFTER_SECONDS), "Cache-Control": "no-store"}
+            message = f"The {component} is unavailable; retry in a few seconds."
+            if request.path.startswith(("/oauth/", "/.well-known/")):
+                body = {"error": "temporarily_unavailable", "error_description": message}
+                return Response(json.dumps(body), status=503, content_type="application/json", headers=headers)
+            if request.path.startswith("/api/"):
+                body = {"type": "about:blank", "title": "Service Unavailable", "status": 503, "detail": message}
+                return Response(json.dumps(body), status=503, content_type="application/problem+json", headers=headers)
+            return Response(message, status=503, content_type="text/plain", headers=headers)
         app.logger.exception("unhandled error on %s %s", request.method, request.path)
-        if request.path.startswith("/oauth/"):
+        if request.path.startswith(("/oauth/", "/.well-known/")):
             body = {"error": "server_error", "error_description": "The server hit an unexpected error."}
             return Response(json.dumps(body), status=500, content_type="application/json")
         if request.path.startswith("/api/"):

@@ -76,14 +76,14 @@ class Prepared:
         return entry
 
 
-def _connection() -> tuple[Any, Any, Any]:
+def _connection(fresh: bool = False) -> tuple[Any, Any, Any]:
     current = _current.get()
     if current is None:
         engine = db.engine
         idle = _idle_list(engine)
         pid = os.getpid()
         current = None
-        while idle:
+        while idle and not fresh:
             try:
                 conn, dialect, owner = idle.pop()
             except IndexError:
@@ -93,8 +93,25 @@ def _connection() -> tuple[Any, Any, Any]:
                 break
         if current is None:
             current = (engine.raw_connection(), engine.dialect, engine)
+        _in_transaction.set(False)
         _current.set(current)
     return current
+
+
+# True once a statement ran since the last commit or rollback. A statement that finds the connection
+# dead (the database restarted or failed over while it sat idle) outside a transaction has lost
+# nothing: the connection is replaced and the statement runs once more. Inside one it is an error.
+_in_transaction: ContextVar[bool] = ContextVar("authserver_hot_connection_in_transaction", default=False)
+
+
+def _is_disconnect(exc: Exception, conn, dialect) -> bool:
+    dbapi = dialect.loaded_dbapi
+    if not isinstance(exc, (dbapi.OperationalError, dbapi.InterfaceError)):
+        return False
+    try:
+        return bool(dialect.is_disconnect(exc, getattr(conn, "dbapi_connection", conn), None))
+    except Exception:  # the dialect could not tell: not a known disconnect
+        return False
 
 
 def execute(prepared: Prepared, params: dict[str, Any]):
@@ -102,8 +119,19 @@ def execute(prepared: Prepared, params: dict[str, Any]):
     sql, order, literals = prepared.compiled(dialect)
     if literals:
         params = {**literals, **params}
+    values = tuple(params[name] for name in order) if order is not None else params
     cursor = conn.cursor()
-    cursor.execute(sql, tuple(params[name] for name in order) if order is not None else params)
+    try:
+        cursor.execute(sql, values)
+    except Exception as exc:
+        if _in_transaction.get() or not _is_disconnect(exc, conn, dialect):
+            raise
+        _current.set(None)
+        _close_quietly(conn)
+        conn, dialect, _ = _connection(fresh=True)
+        cursor = conn.cursor()
+        cursor.execute(sql, values)
+    _in_transaction.set(True)
     return cursor
 
 
@@ -135,11 +163,13 @@ def commit() -> None:
     current = _current.get()
     if current is not None:
         current[0].commit()
+        _in_transaction.set(False)
 
 
 def rollback() -> None:
     current = _current.get()
     if current is not None:
+        _in_transaction.set(False)
         current[0].rollback()
 
 
@@ -182,6 +212,7 @@ def release(exc: BaseException | None = None) -> None:
     if current is None:
         return
     _current.set(None)
+    _in_transaction.set(False)
     conn, dialect, engine = current
     try:
         conn.rollback()

@@ -1,6 +1,7 @@
 """Verification of JWT bearer assertions (RFC 7523 §3, RFC 8725)."""
 from __future__ import annotations
 
+import math
 import threading
 from dataclasses import dataclass
 
@@ -120,4 +121,5 @@ def verify_assertion(assertion: str, client_id: str, keys: dict[str, ParsedPubli
         raise _claim_error("The assertion's sub must be a non-empty string.")
     if not isinstance(jti, str) or not jti or len(jti) > JTI_MAX_LENGTH or "\x00" in jti:
         raise _claim_error(f"The assertion's jti must be a string of 1 to {JTI_MAX_LENGTH} characters.")
-    return VerifiedAssertion(subject=subject, jti=jti, expires_at=int(exp))
+    # Rounded up: a replay record must not expire before the assertion does (exp may be fractional).
+    return VerifiedAssertion(subject=subject, jti=jti, expires_at=math.ceil(exp))

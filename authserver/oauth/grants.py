@@ -90,7 +90,10 @@ class ConfidentialJWTBearerGrant(JWTBearerGrant):
             scope=self.request.scope,
             sign=runtime.keyring.sign,
         )
+        replay = runtime.replay
+        jti_expires = verified.expires_at + runtime.settings.clock_skew
         with store.write_section():
+            remembered = False
             try:
                 # One transaction: the rate-limit count, the jti and the token record commit together.
                 decision = runtime.rate_limiter.hit("token:client:" + client.client_id,
@@ -98,7 +101,8 @@ class ConfidentialJWTBearerGrant(JWTBearerGrant):
                 if not decision.allowed:
                     store.rollback()
                     raise SlowDownError("Too many token requests for this client; retry later.", decision.retry_after)
-                runtime.replay.remember(client.client_id, verified.jti, verified.expires_at + runtime.settings.clock_skew)
+                replay.remember(client.client_id, verified.jti, jti_expires)
+                remembered = True
                 save_access_token(issued)
                 store.commit()
             except AssertionReplayed:
@@ -110,6 +114,12 @@ class ConfidentialJWTBearerGrant(JWTBearerGrant):
             except store.integrity_error():
                 store.rollback()
                 raise InvalidGrantError(description=REPLAYED) from None
+            except BaseException:
+                # The token was not stored: a jti recorded outside the transaction (Redis) is released,
+                # so the client can send the same assertion again (RFC 7523 §3: it got nothing for it).
+                if remembered:
+                    replay.forget(client.client_id, verified.jti)
+                raise
         runtime.metrics.token_issued(client.auth_method)
         body = {
             "access_token": issued.access_token,

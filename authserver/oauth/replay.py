@@ -33,6 +33,9 @@ class DatabaseReplayCache:
         except store.integrity_error():
             raise AssertionReplayed() from None
 
+    def forget(self, client_id: str, jti: str) -> None:
+        """Nothing to do: the jti was inserted in the token's transaction, which rolls back with it."""
+
 
 class RedisReplayCache:
     def __init__(self, redis_client, prefix: str = "authserver:jti:"):
@@ -49,3 +52,13 @@ class RedisReplayCache:
             raise ReplayCacheUnavailable(str(exc)) from None
         if not stored:
             raise AssertionReplayed()
+
+    def forget(self, client_id: str, jti: str) -> None:
+        """Release a jti whose token could not be stored. Best effort: if Redis cannot answer either,
+        the jti stays used until the assertion expires (the client then needs a new assertion)."""
+        import redis
+
+        try:
+            self._redis.delete(f"{self._prefix}{client_id}:{jti}")
+        except redis.RedisError:
+            pass
