@@ -588,25 +588,49 @@ def purge_once() -> dict:
 
 @main.command()
 @click.option("--every", type=int, default=0, help="Repeat every N seconds until stopped (the background purger).")
+@click.option("--parent", type=int, default=None, hidden=True,
+              help="Stop when this process (the server's master) is gone.")
 @with_app
-def purge(every):
-    """Delete expired token records, used assertion ids and rate-limit windows."""
+def purge(every, parent):
+    """Delete expired token records, used assertion ids and rate-limit windows.
+
+    With --every, one purger of the whole deployment works: hosts sharing a PostgreSQL database elect
+    it through an advisory lock, so N hosts do not purge N times; another takes over if it dies."""
     import logging
+    import signal
+
+    from .services.tokens import PurgeLeader
 
     log = logging.getLogger("authserver.purge")
     result = purge_once()
-    while every > 0:
-        log.info("purged", extra=result)
-        time.sleep(every)
+    if every <= 0:
+        return result, (f"Purged {result['access_tokens']} expired tokens, {result['used_assertions']} used "
+                        f"assertion ids and {result['rate_limit_counters']} rate-limit windows.")
+    stopping = []
+    signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
+    leader = PurgeLeader()
+    deadline = time.monotonic() + every
+    while not stopping:
+        if parent is not None and os.getppid() != parent:
+            break  # the master died without stopping us: never outlive it
+        time.sleep(min(1.0, max(deadline - time.monotonic(), 0)))
+        if time.monotonic() < deadline:
+            continue
+        deadline = time.monotonic() + every
         try:
-            result = purge_once()
-        except Exception:  # a database hiccup must not end the background purger
-            log.exception("purge failed; retrying at the next interval")
+            if leader.is_leader():
+                result = purge_once()
+                log.info("purged", extra=result)
+        except Exception as exc:  # a database hiccup must not end the background purger
+            from .outages import note_outage
+
+            note_outage("database", exc)
+        finally:
             from .extensions import db
 
-            db.session.rollback()
-    return result, (f"Purged {result['access_tokens']} expired tokens, {result['used_assertions']} used assertion ids "
-                    f"and {result['rate_limit_counters']} rate-limit windows.")
+            db.session.remove()
+    leader.close()
+    return result, "Purger stopped."
 
 
 # --- client-side helpers --------------------------------------------------------------------

@@ -30,6 +30,23 @@ def child_exit(server, worker):
 _purger = None
 
 
+def _die_with_parent():
+    """Runs in the purger before exec: the kernel sends it SIGTERM when the master dies, even by SIGKILL."""
+    import ctypes
+    import signal
+
+    PR_SET_PDEATHSIG = 1
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    except OSError:  # not Linux: the purger's own parent check ends it instead
+        pass
+
+
+def post_fork(server, worker):
+    # A worker whose master is killed (SIGKILL) stops at once instead of at its next timeout check.
+    _die_with_parent()
+
+
 def when_ready(server):
     global _purger
     import subprocess
@@ -37,7 +54,10 @@ def when_ready(server):
 
     interval = int(os.environ.get("AUTHSERVER_PURGE_INTERVAL", "300"))
     if interval > 0:
-        _purger = subprocess.Popen([sys.executable, "-m", "authserver.cli", "purge", "--every", str(interval)])
+        _purger = subprocess.Popen(
+            [sys.executable, "-m", "authserver.cli", "purge", "--every", str(interval), "--parent", str(os.getpid())],
+            preexec_fn=_die_with_parent,
+        )
 
 
 def on_exit(server):

@@ -5,7 +5,7 @@ import secrets
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from sqlalchemy import and_, bindparam, delete, insert, select, update
+from sqlalchemy import and_, bindparam, delete, insert, select, text, update
 
 from .. import clock, store
 from ..extensions import db
@@ -107,6 +107,44 @@ def revoke_token(jti: str) -> None:
         update(AccessToken).where(and_(AccessToken.jti == jti, AccessToken.revoked_at.is_(None))).values(revoked_at=clock.now())
     )
     db.session.commit()
+
+
+PURGE_LOCK_KEY = 0x61757468_70757267  # "authpurg": the PostgreSQL advisory lock of the background purge
+
+
+class PurgeLeader:
+    """Which purger of a deployment purges: on PostgreSQL the one holding a session-level advisory
+    lock, kept on a connection of its own for as long as it runs (when it dies, its session ends and
+    another purger takes over at its next round); on SQLite (one host) always this one."""
+
+    def __init__(self):
+        self._conn = None
+
+    def is_leader(self) -> bool:
+        if db.engine.dialect.name != "postgresql":
+            return True
+        try:
+            if self._conn is not None:
+                self._conn.execute(text("SELECT 1")).scalar()
+                return True
+            conn = db.engine.connect()
+            if conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": PURGE_LOCK_KEY}).scalar():
+                conn.commit()
+                self._conn = conn
+                return True
+            conn.close()
+            return False
+        except Exception:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            try:
+                conn.close()  # the session ends, and the lock with it
+            except Exception:  # already broken
+                pass
 
 
 def purge_expired(batch: int = 10000) -> dict:
