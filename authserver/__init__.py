@@ -1,6 +1,7 @@
 """authserver: an OAuth 2.0 authorization server for confidential clients using the JWT bearer grant."""
 from __future__ import annotations
 
+import os
 import time
 import uuid
 
@@ -37,14 +38,33 @@ def _sqlite_pragmas(dbapi_connection, connection_record):
 
 
 def _engine_options(settings: Settings) -> dict:
+    # hide_parameters: a failing statement's error message never carries its values (a secret's or a
+    # password's hash, an email) into a log line.
     if settings.database_url.startswith("sqlite"):
-        return {"connect_args": {"timeout": 10, "check_same_thread": False}}
-    return {"pool_pre_ping": True, "pool_size": 5, "max_overflow": 5}
+        return {"connect_args": {"timeout": 10, "check_same_thread": False}, "hide_parameters": True}
+    return {"pool_pre_ping": True, "pool_size": 5, "max_overflow": 5, "hide_parameters": True}
+
+
+def _private_sqlite_file(database_url: str) -> None:
+    """Create the SQLite file readable by its owner only (0600) before SQLite does: the WAL and
+    shared-memory files SQLite makes beside it take the same mode."""
+    from sqlalchemy.engine import make_url
+
+    path = make_url(database_url).database
+    if not path or path == ":memory:" or os.path.exists(path):
+        return
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:  # another process made it meanwhile
+        pass
 
 
 def create_app(overrides: dict | None = None) -> Flask:
     settings = load_settings(overrides)
     settings.instance_path.mkdir(parents=True, exist_ok=True)
+    if settings.database_url.startswith("sqlite"):
+        _private_sqlite_file(settings.database_url)
     app = Flask(__name__, instance_path=str(settings.instance_path), instance_relative_config=False)
     app.config.update(
         SECRET_KEY=settings.session_key,

@@ -65,7 +65,10 @@ def main() -> None:
         initialise()
         org = create_organization("Profile")
         account = create_account(org.org_id, "worker", "service")
-        client = register_client(org.org_id, "client", scope="read")
+        client = register_client(org.org_id, "client")
+        from authserver.services.apis import BUILTIN_DEFAULT, builtin_api, grant_client
+
+        grant_client(client.client_id, builtin_api(BUILTIN_DEFAULT).api_id, "read", default=True)
         secret = add_secret(client.client_id)
         key = ec.generate_private_key(ec.SECP256R1()) if args.client_key == "ec" else \
             rsa.generate_private_key(public_exponent=65537, key_size=2048)

@@ -11,11 +11,16 @@ from werkzeug.exceptions import HTTPException
 from .. import clock
 from ..errors import DomainError, NotFound
 from ..services.accounts import create_account, disable_account, get_account, list_accounts
+from ..services.apis import (
+    IDENTIFIER_MAX, SCOPE_DESCRIPTION_MAX, add_scope, bind_client, bound_clients, create_api, delete_api,
+    deletion_impact, get_api, get_owned_api, grant_client, list_apis, list_grants, org_grants_of_api, remove_scope,
+    scopes_of, unbind_client, ungrant_client, update_api,
+)
 from ..services.audit import page_events
 from ..services.client_keys import add_key, delete_key, get_key, list_keys
 from ..services.client_secrets import add_secret, delete_secret, get_secret, list_secrets
 from ..services.clients import delete_client, get_client, list_clients, register_client, update_client
-from ..services.common import DESCRIPTION_MAX, NAME_MAX, Actor, current_settings
+from ..services.common import DESCRIPTION_MAX, NAME_MAX, SCOPE_TOKEN_MAX, Actor, current_settings
 from ..services.icons import ICON_MAX_BYTES
 from ..services.organizations import get_organization
 from . import auth
@@ -34,6 +39,9 @@ CONTENT_SECURITY_POLICY = (
     "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
 )
 APP_FIELDS = ("name", "description", "icon")
+API_FIELDS = ("name", "identifier", "scopes")
+APP_DELETION_MESSAGE = ("The app, its secrets, its public keys and its API access are deleted, and every access token "
+                        "it holds stops working at once. This cannot be undone.")
 KEY_FIELDS = ("key", "kid")
 
 
@@ -89,6 +97,12 @@ def template_helpers() -> dict:
         "NAME_MAX": NAME_MAX,
         "DESCRIPTION_MAX": DESCRIPTION_MAX,
         "ICON_MAX_KIB": ICON_MAX_BYTES // 1024,
+        "IDENTIFIER_MAX": IDENTIFIER_MAX,
+        "SCOPE_TOKEN_MAX": SCOPE_TOKEN_MAX,
+        "SCOPE_DESCRIPTION_MAX": SCOPE_DESCRIPTION_MAX,
+        "app_deletion_message": APP_DELETION_MESSAGE,
+        "scope_removal_message": scope_removal_message,
+        "unbind_message": unbind_message,
     }
 
 
@@ -202,9 +216,20 @@ def new_app():
             description=form["description"], icon=uploaded_icon(), actor=actor(),
         )
         if client is not None:
-            flash(f"Registered “{client.name}”. Next: add a secret and a public key.", "success")
+            flash(f"Registered “{client.name}”. Next: choose the APIs it may call, and add a secret and a public key.",
+                  "success")
             return see_other(".app_detail", client_id=client.client_id)
     return page("app_new.html", errors.status if errors else 200, section="apps", form=form, errors=errors)
+
+
+def api_access_rows(client_id: str) -> list[dict]:
+    """Every API the organization may use (its own first, then the platform's), its scopes and the
+    app's grant for it, if any."""
+    grants = {grant.api_id: grant for grant, _ in list_grants(client_id, org_id())}
+    apis = sorted(list_apis(org_id()), key=lambda api: api.org_id is None)
+    return [{"api": api, "scopes": scopes_of(api), "grant": grants.get(api.api_id),
+             "granted": set(grants[api.api_id].scope.split()) if api.api_id in grants else set()}
+            for api in apis]
 
 
 def render_app_detail(client_id: str, *, status: int = 200, new_secret=None, key_form=None, key_errors=None):
@@ -213,7 +238,7 @@ def render_app_detail(client_id: str, *, status: int = 200, new_secret=None, key
         "app_detail.html", status, section="apps", client=client,
         secrets=list_secrets(client.client_id), keys=list_keys(client.client_id),
         new_secret=new_secret, key_form=key_form or {"key": "", "kid": ""}, key_errors=key_errors or FormErrors(),
-        token_endpoint=current_settings().token_endpoint,
+        token_endpoint=current_settings().token_endpoint, access=api_access_rows(client.client_id),
     )
 
 
@@ -249,8 +274,7 @@ def delete_app(client_id: str):
     if request.method == "GET":
         return page(
             "confirm.html", section="apps", title=f"Delete “{client.name}”?",
-            message="The app, its secrets and its public keys are deleted, and every access token it holds stops "
-                    "working at once. This cannot be undone.",
+            message=APP_DELETION_MESSAGE,
             action=url_for(".delete_app", client_id=client.client_id), button="Delete app",
             cancel=url_for(".app_detail", client_id=client.client_id),
         )
@@ -340,6 +364,233 @@ def delete_client_key(client_id: str, kid: str):
     else:
         flash(f"Deleted public key {kid}.", "success")
     return redirect(url_for(".app_detail", client_id=client.client_id) + "#keys", 303)
+
+
+# --- API access of an app ---------------------------------------------------------------------
+
+@bp.post("/apps/<client_id>/access/<api_id>")
+def save_app_access(client_id: str, api_id: str):
+    client = get_client(client_id, org_id())
+    api = get_api(api_id, org_id())
+    make_default = bool(request.form.get("default"))
+    grant, errors = attempt(
+        (), grant_client, client.client_id, api.api_id, request.form.getlist("scope"),
+        default=True if make_default else None, org_id=org_id(), actor=actor(),
+    )
+    if errors:
+        flash_errors(errors)
+    else:
+        scopes = grant.scope.replace(" ", ", ") or "no scopes"
+        default = " It is the app's default API." if grant.is_default else ""
+        flash(f"Saved: “{client.name}” may ask for “{api.name}” with {scopes}.{default}", "success")
+    return redirect(url_for(".app_detail", client_id=client.client_id) + "#access", 303)
+
+
+@bp.post("/apps/<client_id>/access/<api_id>/remove")
+def remove_app_access(client_id: str, api_id: str):
+    client = get_client(client_id, org_id())
+    api = get_api(api_id, org_id())
+    try:
+        ungrant_client(client.client_id, api.api_id, org_id(), actor=actor())
+    except NotFound as exc:  # the app and the API exist: it is the access that does not
+        flash(exc.message, "error")
+    else:
+        flash(f"Removed the access of “{client.name}” to “{api.name}”. Tokens it already holds stay valid until "
+              "they expire.", "success")
+    return redirect(url_for(".app_detail", client_id=client.client_id) + "#access", 303)
+
+
+# --- APIs -------------------------------------------------------------------------------------
+
+def scope_lines(text: str) -> list[tuple[str, str]]:
+    """Scopes typed one per line, as `name` or `name = description`; blank lines are skipped."""
+    definitions = []
+    for line in text.splitlines():
+        line = line.strip()
+        if line:
+            name, _, description = line.partition("=")
+            definitions.append((name.strip(), description.strip()))
+    return definitions
+
+
+def plural(count: int, one: str, many: str) -> str:
+    return f"{count} {one if count == 1 else many}"
+
+
+def api_deletion(api) -> tuple[str, str]:
+    """What deleting the API takes with it, in words, and the apps whose access that is (the form sends
+    them back: deletion with access is forced only when exactly these were confirmed)."""
+    impact = deletion_impact(api.api_id, org_id())
+    names = {c.client_id: c.name for c in list_clients(org_id())}
+    apps = [names.get(client_id, client_id) for client_id in impact.client_ids]
+    if apps:
+        access = (f"The access of {plural(len(apps), 'app', 'apps')} goes with it: "
+                  + ", ".join(f"“{name}”" for name in apps) + ".")
+    else:
+        access = "No app has access to it."
+    tokens = f"Every live access token for it is revoked at once ({impact.live_tokens or 'none'} now)."
+    message = f"“{api.name}” ({api.identifier}) and its scopes are deleted. {access} {tokens} This cannot be undone."
+    return message, ",".join(impact.client_ids)
+
+
+def render_api_detail(api_id: str, *, status: int = 200, name_form=None, name_errors=None, scope_form=None,
+                      scope_errors=None):
+    api = get_api(api_id, org_id())
+    editable = api.org_id == org_id()
+    clients = {c.client_id: c for c in list_clients(org_id())}
+    holders = [(clients[g.client_id], g) for g in org_grants_of_api(api, org_id()) if g.client_id in clients]
+    context: dict = {"api": api, "editable": editable, "scopes": scopes_of(api), "holders": holders}
+    if editable:
+        bound_ids = bound_clients(api)
+        context.update(
+            bound=[clients[cid] for cid in bound_ids if cid in clients],
+            bindable=[c for cid, c in clients.items() if cid not in bound_ids],
+            name_form=name_form or {"name": api.name}, name_errors=name_errors or FormErrors(),
+            scope_form=scope_form or {"name": "", "description": ""}, scope_errors=scope_errors or FormErrors(),
+        )
+        context["deletion_message"], context["confirmed_apps"] = api_deletion(api)
+    return page("api_detail.html", status, section="apis", **context)
+
+
+@bp.get("/apis")
+def apis():
+    rows = [{"api": api, "scopes": scopes_of(api)} for api in list_apis(org_id())]
+    return page("apis.html", section="apis", own=[r for r in rows if r["api"].org_id is not None],
+                platform=[r for r in rows if r["api"].org_id is None])
+
+
+@bp.route("/apis/new", methods=["GET", "POST"])
+def new_api():
+    form = {"name": "", "identifier": "", "scopes": ""}
+    errors = FormErrors()
+    if request.method == "POST":
+        form = {name: request.form.get(name, "") for name in API_FIELDS}
+        # An organization's API, always: the console has no way to make a platform API.
+        api, errors = attempt(API_FIELDS, create_api, form["name"], form["identifier"], org_id=org_id(),
+                              scopes=scope_lines(form["scopes"]), actor=actor())
+        if api is not None:
+            flash(f"Registered “{api.name}”. Next: on each app's page, choose the apps that may call it.", "success")
+            return see_other(".api_detail", api_id=api.api_id)
+    return page("api_new.html", errors.status if errors else 200, section="apis", form=form, errors=errors)
+
+
+@bp.get("/apis/<api_id>")
+def api_detail(api_id: str):
+    return render_api_detail(api_id)
+
+
+@bp.post("/apis/<api_id>/rename")
+def rename_api(api_id: str):
+    api = get_owned_api(api_id, org_id())
+    name_form = {"name": request.form.get("name", "")}
+    updated, errors = attempt(("name",), update_api, api.api_id, org_id(), name=name_form["name"], actor=actor())
+    if updated is None:
+        return render_api_detail(api.api_id, status=errors.status, name_form=name_form, name_errors=errors)
+    flash(f"Renamed the API “{updated.name}”.", "success")
+    return see_other(".api_detail", api_id=api.api_id)
+
+
+@bp.post("/apis/<api_id>/scopes")
+def add_api_scope(api_id: str):
+    api = get_owned_api(api_id, org_id())
+    scope_form = {"name": request.form.get("name", ""), "description": request.form.get("description", "")}
+    row, errors = attempt(("name", "scopes"), add_scope, api.api_id, scope_form["name"].strip(),
+                          scope_form["description"], org_id=org_id(), actor=actor())
+    if row is None:
+        if "scopes" in errors:  # the service names the description's field after the API's scopes
+            errors["description"] = errors.pop("scopes")
+        return render_api_detail(api.api_id, status=errors.status, scope_form=scope_form, scope_errors=errors)
+    flash(f"Added the scope {row.name}.", "success")
+    return redirect(url_for(".api_detail", api_id=api.api_id) + "#scopes", 303)
+
+
+@bp.route("/apis/<api_id>/scopes/<path:name>/delete", methods=["GET", "POST"])
+def remove_api_scope(api_id: str, name: str):
+    api = get_owned_api(api_id, org_id())
+    if name not in {s.name for s in scopes_of(api)}:
+        raise NotFound("The API defines no such scope.")
+    if request.method == "GET":
+        return page(
+            "confirm.html", section="apis", title=f"Remove the scope {name}?",
+            message=scope_removal_message(name),
+            action=url_for(".remove_api_scope", api_id=api.api_id, name=name), button="Remove scope",
+            cancel=url_for(".api_detail", api_id=api.api_id),
+        )
+    _, errors = attempt((), remove_scope, api.api_id, name, org_id(), actor=actor())
+    if errors:
+        flash_errors(errors)
+    else:
+        flash(f"Removed the scope {name} from the API and from every app's access.", "success")
+    return redirect(url_for(".api_detail", api_id=api.api_id) + "#scopes", 303)
+
+
+def scope_removal_message(name: str) -> str:
+    return (f"The API stops defining {name}, and every app that may ask for it loses it. "
+            "Tokens already issued with it keep it until they expire.")
+
+
+@bp.post("/apis/<api_id>/clients")
+def bind_api_client(api_id: str):
+    api = get_owned_api(api_id, org_id())
+    client = get_client(request.form.get("client_id", ""), org_id())
+    _, errors = attempt((), bind_client, api.api_id, client.client_id, org_id(), actor=actor())
+    if errors:
+        flash_errors(errors)
+    else:
+        flash(f"“{client.name}” is now one of the API's own apps: it may introspect the API's tokens.", "success")
+    return redirect(url_for(".api_detail", api_id=api.api_id) + "#own-apps", 303)
+
+
+@bp.route("/apis/<api_id>/clients/<client_id>/delete", methods=["GET", "POST"])
+def unbind_api_client(api_id: str, client_id: str):
+    api = get_owned_api(api_id, org_id())
+    client = get_client(client_id, org_id())
+    if client.client_id not in bound_clients(api):
+        raise NotFound("This app is not one of the API's own apps.")
+    if request.method == "GET":
+        return page(
+            "confirm.html", section="apis", title=f"Unbind “{client.name}”?",
+            message=unbind_message(client.name, api.name),
+            action=url_for(".unbind_api_client", api_id=api.api_id, client_id=client.client_id), button="Unbind app",
+            cancel=url_for(".api_detail", api_id=api.api_id),
+        )
+    _, errors = attempt((), unbind_client, api.api_id, client.client_id, org_id(), actor=actor())
+    if errors:
+        flash_errors(errors)
+    else:
+        flash(f"“{client.name}” is no longer one of the API's own apps.", "success")
+    return redirect(url_for(".api_detail", api_id=api.api_id) + "#own-apps", 303)
+
+
+def unbind_message(app_name: str, api_name: str) -> str:
+    return (f"“{app_name}” stops being one of the own apps of “{api_name}”: from now on, the tokens issued for the "
+            "API introspect as inactive to it.")
+
+
+@bp.route("/apis/<api_id>/delete", methods=["GET", "POST"])
+def delete_api_page(api_id: str):
+    api = get_owned_api(api_id, org_id())
+    message, confirmed_apps = api_deletion(api)
+    confirm = {
+        "section": "apis", "title": f"Delete the API “{api.name}”?", "message": message,
+        "action": url_for(".delete_api_page", api_id=api.api_id), "button": "Delete API",
+        "cancel": url_for(".api_detail", api_id=api.api_id), "fields": {"confirmed_apps": confirmed_apps},
+    }
+    if request.method == "GET":
+        return page("confirm.html", **confirm)
+    if request.form.get("confirmed_apps", "") != confirmed_apps:
+        # Apps got or lost access since the confirmation was shown: show what goes now, delete nothing.
+        flash("Which apps have access to this API changed since you confirmed. Read what the deletion takes now.",
+              "error")
+        return page("confirm.html", 409, **confirm)
+    name = api.name
+    # Forced only when apps have access, and exactly those the admin confirmed.
+    _, errors = attempt((), delete_api, api.api_id, org_id(), force=bool(confirmed_apps), actor=actor())
+    if errors:
+        flash_errors(errors)
+        return see_other(".api_detail", api_id=api.api_id)
+    flash(f"Deleted the API “{name}”.", "success")
+    return see_other(".apis")
 
 
 # --- service accounts -------------------------------------------------------------------------

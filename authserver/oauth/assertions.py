@@ -117,9 +117,11 @@ def verify_assertion(assertion: str, client_id: str, keys: dict[str, ParsedPubli
             if value > now + skew:
                 raise _claim_error("The assertion is not valid yet (nbf or iat in the future).")
     subject, jti = claims["sub"], claims["jti"]
-    if not isinstance(subject, str) or not subject or "\x00" in subject:
+    # Printable text only: a NUL or a lone UTF-16 surrogate (a "\ud800" escape) names nothing and
+    # cannot even be stored or compared by the database.
+    if not isinstance(subject, str) or not subject or len(subject) > 255 or not subject.isprintable():
         raise _claim_error("The assertion's sub must be a non-empty string.")
-    if not isinstance(jti, str) or not jti or len(jti) > JTI_MAX_LENGTH or "\x00" in jti:
+    if not isinstance(jti, str) or not jti or len(jti) > JTI_MAX_LENGTH or not jti.isprintable():
         raise _claim_error(f"The assertion's jti must be a string of 1 to {JTI_MAX_LENGTH} characters.")
     # Rounded up: a replay record must not expire before the assertion does (exp may be fractional).
     return VerifiedAssertion(subject=subject, jti=jti, expires_at=math.ceil(exp))

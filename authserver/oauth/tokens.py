@@ -28,8 +28,8 @@ def _verify_signed_claims(token: str, keyring, issuer: str) -> dict | None:
         return None
     header = jws.header
     kid = header.get("kid")
-    if header.get("typ") != ACCESS_TOKEN_JWT_TYP or not isinstance(kid, str) or len(kid) > 64 or "\x00" in kid:
-        return None  # kid is looked up in the database: PostgreSQL text refuses NUL
+    if header.get("typ") != ACCESS_TOKEN_JWT_TYP or not isinstance(kid, str) or len(kid) > 64 or not kid.isprintable():
+        return None  # kid is looked up in the database, which refuses NUL and lone surrogates
     entry = keyring.verification_key(kid)
     if entry is None:
         return None
@@ -42,6 +42,6 @@ def _verify_signed_claims(token: str, keyring, issuer: str) -> dict | None:
     exp = numeric_date(claims.get("exp"))
     if claims.get("iss") != issuer or exp is None or exp <= clock.now():
         return None
-    if not isinstance(claims.get("jti"), str) or not isinstance(claims.get("sub"), str) or not isinstance(claims.get("client_id"), str):
+    if not all(isinstance(claims.get(name), str) and claims[name].isprintable() for name in ("jti", "sub", "client_id")):
         return None
     return claims

@@ -6,6 +6,7 @@ import re
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 
 from .. import clock
 from ..errors import Conflict, InvalidInput, NotFound
@@ -16,6 +17,7 @@ from .common import CLI_ACTOR, Actor, clean_name, is_identifier, new_id, transac
 from .organizations import get_organization
 
 EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,190}\.[^@\s]{1,63}$")
+EMAIL_MAX = 254
 PASSWORD_MIN = 12
 PASSWORD_MAX = 1024
 _password_hasher = PasswordHasher()  # argon2id with the library's recommended parameters
@@ -27,6 +29,8 @@ def _clean_email(email: object) -> str:
     # Control characters (NUL among them) fit the pattern's [^@\s] but no mailbox, nor PostgreSQL text.
     if not isinstance(email, str) or not EMAIL.match(email.strip()) or not email.strip().isprintable():
         raise InvalidInput("A valid email address is required.", field="email")
+    if len(email.strip()) > EMAIL_MAX:  # RFC 5321 §4.5.3.1.3 path limit, and the column's
+        raise InvalidInput(f"An email address has at most {EMAIL_MAX} characters.", field="email")
     return email.strip().lower()
 
 
@@ -74,6 +78,11 @@ def create_account(
         created_at=clock.now(),
     )
     db.session.add(account)
+    try:
+        db.session.flush()
+    except IntegrityError:  # the same email registered at the same instant by another request
+        db.session.rollback()
+        raise Conflict("An account with this email address already exists.", field="email") from None
     record_event(actor, org_id, "account.created", "account", account.account_id, kind=kind, name=name, admin=bool(is_admin))
     return account
 

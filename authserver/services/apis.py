@@ -544,3 +544,12 @@ def ensure_platform_apis() -> dict:
         for name in sorted(set(settings.scopes_supported) - {MANAGE_SCOPE}):
             db.session.add(ApiScope(api_id=default.api_id, name=name, description=""))
     return {"management_api": management.api_id, "default_api": default.api_id if default is not None else None}
+
+
+# --- reads for the doors ------------------------------------------------------------------------
+
+def org_grants_of_api(api: Api, org_id: str) -> list[ClientGrant]:
+    """The grants one organization's clients hold for an API (a platform API's grants span organizations)."""
+    return list(db.session.scalars(select(ClientGrant).join(Client, Client.client_id == ClientGrant.client_id)
+                                   .where(ClientGrant.api_id == api.api_id, Client.org_id == org_id)
+                                   .order_by(ClientGrant.client_id)))

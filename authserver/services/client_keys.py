@@ -3,18 +3,27 @@ from __future__ import annotations
 
 import json
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
 
 from .. import clock
 from ..crypto.keys import parse_public_key
 from ..errors import Conflict, NotFound
 from ..extensions import db
-from ..models import ClientKey
+from ..models import Client, ClientKey
 from .audit import record_event
 from .clients import get_client
 from .common import CLI_ACTOR, Actor, is_identifier, transactional
 
 MAX_KEYS_PER_CLIENT = 20
+
+
+def bump_keys_version(client_id: str) -> None:
+    """Every worker's parsed-key cache of the client is stale from now on. Incremented in SQL: two
+    concurrent changes each add one (a read-modify-write in Python could lose one, and a worker
+    could go on trusting a deleted key)."""
+    db.session.execute(update(Client).where(Client.client_id == client_id)
+                       .values(keys_version=Client.keys_version + 1).execution_options(synchronize_session=False))
 
 
 @transactional
@@ -36,7 +45,12 @@ def add_key(client_id: str, key_text: str | bytes, kid: str | None = None, org_i
         created_at=clock.now(),
     )
     db.session.add(row)
-    client.keys_version += 1
+    try:
+        db.session.flush()
+    except IntegrityError:  # the same kid added at the same instant by another request
+        db.session.rollback()
+        raise Conflict(f"This client already has a key with kid {parsed.kid!r}.", field="kid") from None
+    bump_keys_version(client.client_id)
     record_event(actor, client.org_id, "key.created", "client_key", parsed.kid, client_id=client.client_id, key_type=parsed.key_type)
     return row
 
@@ -62,5 +76,5 @@ def delete_key(client_id: str, kid: str, org_id: str | None = None, actor: Actor
     row = get_key(client_id, kid, org_id)
     client = get_client(client_id, org_id)
     db.session.delete(row)
-    client.keys_version += 1
+    bump_keys_version(client.client_id)
     record_event(actor, client.org_id, "key.deleted", "client_key", kid, client_id=client.client_id)
