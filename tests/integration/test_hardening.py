@@ -161,7 +161,7 @@ def test_sqlite_files_are_private(tmp_path):
     from authserver import create_app
     from authserver.cli import initialise
 
-    app = create_app({"instance_path": str(tmp_path / "fresh")})
+    app = create_app({"instance_path": str(tmp_path / "fresh"), "issuer": "http://localhost"})
     with app.app_context():
         initialise()
         tenant = make_tenant()
