@@ -42,7 +42,16 @@ def _engine_options(settings: Settings) -> dict:
     # password's hash, an email) into a log line.
     if settings.database_url.startswith("sqlite"):
         return {"connect_args": {"timeout": 10, "check_same_thread": False}, "hide_parameters": True}
-    return {"pool_pre_ping": True, "pool_size": 5, "max_overflow": 5, "hide_parameters": True}
+    connect_args = {
+        "connect_timeout": settings.database_connect_timeout,
+        # A partitioned network is noticed within about a minute instead of never (libpq keepalives).
+        "keepalives": 1, "keepalives_idle": 30, "keepalives_interval": 10, "keepalives_count": 3,
+        # A statement or a lock wait that hangs ends with an error (a 503 for the client), never a hung worker.
+        "options": f"-c statement_timeout={settings.database_statement_timeout_ms} "
+                   f"-c lock_timeout={settings.database_lock_timeout_ms}",
+    }
+    return {"pool_pre_ping": True, "pool_size": 5, "max_overflow": 5, "hide_parameters": True,
+            "connect_args": connect_args}
 
 
 def _private_sqlite_file(database_url: str) -> None:
@@ -110,6 +119,7 @@ def create_app(overrides: dict | None = None) -> Flask:
 
 
 def _init_oauth(app: Flask, settings: Settings) -> None:
+    from .circuit import RedisCircuit
     from .observability import Metrics
     from .oauth.access import ClientAccessCache
     from .oauth.assertions import ClientKeyCache
@@ -123,20 +133,39 @@ def _init_oauth(app: Flask, settings: Settings) -> None:
     if settings.redis_url:
         import redis
 
-        redis_client = redis.Redis.from_url(settings.redis_url, socket_timeout=0.5, socket_connect_timeout=0.5)
+        timeout = settings.redis_timeout_ms / 1000
+        redis_client = redis.Redis.from_url(settings.redis_url, socket_timeout=timeout, socket_connect_timeout=timeout,
+                                            socket_keepalive=True)
+    circuit = RedisCircuit(settings.redis_cooldown)
     app.extensions["authserver.redis"] = redis_client
+    app.extensions["authserver.redis_circuit"] = circuit
     runtime = OAuthRuntime(
         settings=settings,
         keyring=KeyRing(settings.key_encryption_key, settings.signing_key_refresh, settings.signing_key_activation_delay),
         client_keys=ClientKeyCache(),
         client_access=ClientAccessCache(),
-        replay=RedisReplayCache(redis_client) if redis_client is not None else DatabaseReplayCache(),
+        replay=RedisReplayCache(redis_client, circuit) if redis_client is not None else DatabaseReplayCache(),
         metrics=Metrics(),
-        rate_limiter=RedisRateLimiter(redis_client) if redis_client is not None else DatabaseRateLimiter(),
+        rate_limiter=RedisRateLimiter(redis_client, circuit) if redis_client is not None else DatabaseRateLimiter(),
     )
     app.extensions["authserver.oauth"] = AuthServer(runtime)
     csrf.exempt(oauth_bp)
     app.register_blueprint(oauth_bp)
+
+
+def _database_writable() -> bool:
+    """Whether the database would take a write now, without writing anything."""
+    if db.engine.dialect.name == "postgresql":
+        db.session.execute(text("SET LOCAL statement_timeout = 1000"))
+        # A standby, or a database switched to read-only (default_transaction_read_only), takes no write.
+        return db.session.execute(text("SELECT current_setting('transaction_read_only')")).scalar() == "off"
+    if db.engine.dialect.name == "sqlite":
+        connection = db.session.connection()
+        connection.exec_driver_sql("BEGIN IMMEDIATE")  # takes the write lock: fails on a read-only file
+        connection.exec_driver_sql("ROLLBACK")
+        return True
+    db.session.execute(text("SELECT 1"))
+    return True
 
 
 def _register_health(app: Flask) -> None:
@@ -148,15 +177,18 @@ def _register_health(app: Flask) -> None:
 
     @app.get("/readyz")
     def readyz():
-        checks = {}
-        try:
-            db.session.execute(text("SELECT 1"))
-            checks["database"] = "ok"
-        except Exception as exc:  # any failure means not ready; the reason goes to the log, not the answer
-            from .outages import note_outage
+        """Ready means able to issue tokens: the database takes writes (not just connections) and
+        Redis, when configured, answers. Each check is bounded to about a second."""
+        from .outages import note_outage
 
+        checks = {"database": "ok"}
+        try:
+            if not _database_writable():
+                checks["database"] = "read-only"
+        except Exception as exc:  # any failure means not ready; the reason goes to the log, not the answer
             note_outage("database", exc)
             checks["database"] = "unreachable"
+        finally:
             try:
                 db.session.rollback()
             except Exception:  # the connection is gone; the session starts afresh next time
@@ -164,10 +196,10 @@ def _register_health(app: Flask) -> None:
         redis_client = app.extensions.get("authserver.redis")
         if redis_client is not None:
             try:
-                redis_client.ping()
+                with app.extensions["authserver.redis_circuit"].guard():
+                    redis_client.ping()
                 checks["redis"] = "ok"
-            except Exception:
-                app.logger.warning("readiness: redis unreachable")
+            except Exception:  # logged once per outage by the circuit
                 checks["redis"] = "unreachable"
         ready = all(v == "ok" for v in checks.values())
         return {"status": "ready" if ready else "not ready", "checks": checks}, 200 if ready else 503

@@ -32,6 +32,11 @@ class Settings:
     oauth_max_body_bytes: int
     scopes_supported: tuple[str, ...]
     redis_url: str
+    redis_timeout_ms: int
+    redis_cooldown: int
+    database_connect_timeout: int
+    database_statement_timeout_ms: int
+    database_lock_timeout_ms: int
     signing_key_refresh: int
     signing_key_activation_delay: int
     rate_limit_auth_failures_per_client: int
@@ -120,6 +125,11 @@ def load_settings(overrides: dict | None = None) -> Settings:
         oauth_max_body_bytes=as_int("oauth_max_body_bytes", 1024),
         scopes_supported=tuple(str(raw["scopes_supported"]).split()),
         redis_url=str(raw["redis_url"]),
+        redis_timeout_ms=as_int("redis_timeout_ms", 1),
+        redis_cooldown=as_int("redis_cooldown"),
+        database_connect_timeout=as_int("database_connect_timeout", 1),
+        database_statement_timeout_ms=as_int("database_statement_timeout_ms"),
+        database_lock_timeout_ms=as_int("database_lock_timeout_ms"),
         signing_key_refresh=as_int("signing_key_refresh", 1),
         signing_key_activation_delay=as_int("signing_key_activation_delay"),
         rate_limit_auth_failures_per_client=as_int("rate_limit_auth_failures_per_client"),

@@ -25,8 +25,11 @@ def outage_component(exc: BaseException) -> str | None:
     import psycopg
 
     # The DBAPI's own classes too: the token path runs its statements on DBAPI connections.
-    if isinstance(exc, (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.TimeoutError, sqlite3.OperationalError,
-                        psycopg.OperationalError, psycopg.InterfaceError)):
+    cause = getattr(exc, "orig", None) or exc  # SQLAlchemy wraps the driver's error
+    if isinstance(exc, (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.TimeoutError)) or isinstance(
+            cause, (sqlite3.OperationalError, psycopg.OperationalError, psycopg.InterfaceError,
+                    psycopg.errors.ReadOnlySqlTransaction)):
+        # Unreachable, restarting, timed out, out of disk, or read-only (a standby, a read-only file).
         return "database"
     try:
         import redis

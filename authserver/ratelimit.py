@@ -81,8 +81,9 @@ class RedisRateLimiter:
     """Counters in Redis. When Redis cannot answer, limits are not enforced (they protect capacity,
     not correctness) and the failure is logged; replay protection, by contrast, fails closed."""
 
-    def __init__(self, redis_client, prefix: str = "authserver:rl:"):
+    def __init__(self, redis_client, circuit, prefix: str = "authserver:rl:"):
         self._redis = redis_client
+        self._circuit = circuit
         self._prefix = prefix
 
     def hit(self, key: str, limit: int, *, commit: bool = True) -> RateDecision:
@@ -93,12 +94,12 @@ class RedisRateLimiter:
         now = clock.now()
         bucket, expires_at = _bucket(key, now)
         try:
-            pipe = self._redis.pipeline(transaction=False)
-            pipe.incr(self._prefix + bucket)
-            pipe.expireat(self._prefix + bucket, expires_at + 1)
-            count = pipe.execute()[0]
-        except redis.RedisError:
-            log.warning("rate limiter: redis unreachable, limit not enforced")
+            with self._circuit.guard():
+                pipe = self._redis.pipeline(transaction=False)
+                pipe.incr(self._prefix + bucket)
+                pipe.expireat(self._prefix + bucket, expires_at + 1)
+                count = pipe.execute()[0]
+        except redis.RedisError:  # logged once per outage by the circuit
             return ALLOWED
         return RateDecision(True) if count <= limit else RateDecision(False, expires_at - now)
 
@@ -110,9 +111,9 @@ class RedisRateLimiter:
         now = clock.now()
         bucket, expires_at = _bucket(key, now)
         try:
-            count = int(self._redis.get(self._prefix + bucket) or 0)
-        except redis.RedisError:
-            log.warning("rate limiter: redis unreachable, limit not enforced")
+            with self._circuit.guard():
+                count = int(self._redis.get(self._prefix + bucket) or 0)
+        except redis.RedisError:  # logged once per outage by the circuit
             return ALLOWED
         return RateDecision(True) if count <= limit else RateDecision(False, expires_at - now)
 

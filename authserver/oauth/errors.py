@@ -45,6 +45,11 @@ class TemporarilyUnavailableError(OAuth2Error):
     error = "temporarily_unavailable"
     status_code = 503
 
+    def get_headers(self):
+        from ..outages import RETRY_AFTER_SECONDS
+
+        return super().get_headers() + [("Retry-After", str(RETRY_AFTER_SECONDS))]
+
 
 class RequestTooLargeError(InvalidRequestError):
     status_code = 413

@@ -38,8 +38,9 @@ class DatabaseReplayCache:
 
 
 class RedisReplayCache:
-    def __init__(self, redis_client, prefix: str = "authserver:jti:"):
+    def __init__(self, redis_client, circuit, prefix: str = "authserver:jti:"):
         self._redis = redis_client
+        self._circuit = circuit
         self._prefix = prefix
 
     def remember(self, client_id: str, jti: str, expires_at: int) -> None:
@@ -47,7 +48,8 @@ class RedisReplayCache:
 
         ttl = max(expires_at - clock.now(), 1)
         try:
-            stored = self._redis.set(f"{self._prefix}{client_id}:{jti}", b"1", nx=True, ex=ttl)
+            with self._circuit.guard():
+                stored = self._redis.set(f"{self._prefix}{client_id}:{jti}", b"1", nx=True, ex=ttl)
         except redis.RedisError as exc:
             raise ReplayCacheUnavailable(str(exc)) from None
         if not stored:
@@ -59,6 +61,7 @@ class RedisReplayCache:
         import redis
 
         try:
-            self._redis.delete(f"{self._prefix}{client_id}:{jti}")
+            with self._circuit.guard():
+                self._redis.delete(f"{self._prefix}{client_id}:{jti}")
         except redis.RedisError:
             pass

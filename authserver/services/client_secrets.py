@@ -111,6 +111,24 @@ _TOUCH = Prepared(
 MAX_SECRET_LENGTH = 512
 
 
+def _touch(secret_id: str, now: int) -> None:
+    """Record the secret's use: bookkeeping, so a database that takes no writes now (read-only,
+    full) must not fail a request that needs none, such as introspection."""
+    from ..outages import note_outage, outage_component
+
+    try:
+        store.run(_TOUCH, {"sid": secret_id, "stale": now - LAST_USED_RESOLUTION + 1, "now": now})
+        store.commit()
+    except Exception as exc:
+        if outage_component(exc) != "database":
+            raise
+        note_outage("database", exc)
+        try:
+            store.rollback()
+        except Exception:  # the connection itself is gone: the request's next statement says so
+            pass
+
+
 def authenticate_client_secret(client_id: str, secret: str) -> AuthenticatedSecret | None:
     """The client whose stored secret hashes match, or None. A deleted secret has no row, so it
     never authenticates again, in any worker or host. The stored hash itself is not a secret:
@@ -127,7 +145,6 @@ def authenticate_client_secret(client_id: str, secret: str) -> AuthenticatedSecr
             return None
         now = clock.now()
         if last_used_at is None or now - last_used_at >= LAST_USED_RESOLUTION:
-            store.run(_TOUCH, {"sid": secret_id, "stale": now - LAST_USED_RESOLUTION + 1, "now": now})
-            store.commit()
+            _touch(secret_id, now)
         return AuthenticatedSecret(client_id_, org_id, keys_version, access_version, secret_id)
     return None

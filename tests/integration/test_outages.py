@@ -11,7 +11,7 @@ import redis
 from sqlalchemy import func, select, text
 
 from authserver.extensions import db
-from authserver.models import AccessToken, UsedAssertion
+from authserver.models import AccessToken, ClientSecret, UsedAssertion
 
 from ..conftest import PG_URL, make_app, make_tenant
 from .helpers import assert_oauth_error
@@ -138,3 +138,72 @@ def test_an_unreachable_database_answers_503_with_retry_after_and_logs_once(tmp_
     outage_lines = [r for r in caplog.records if r.name == "authserver.outage"]
     assert len(outage_lines) == 1 and outage_lines[0].exc_info is None
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR and r.name == "authserver"]
+
+
+@pg_only
+def test_a_read_only_database_still_introspects_and_refuses_tokens_with_503(pg_app):
+    """A failover to a read-only database (default_transaction_read_only, applied to new sessions)."""
+    http = pg_app.test_client()
+    tenant = _tenant(pg_app)
+    token = http.post("/oauth/token", data=tenant.token_form(), headers=tenant.auth()).get_json()["access_token"]
+    with pg_app.app_context():
+        from authserver.models import ClientSecret
+
+        db.session.execute(text("UPDATE client_secrets SET last_used_at = NULL"))  # so the next use wants a write
+        db.session.commit()
+        db.session.remove()
+    name = psycopg.conninfo.conninfo_to_dict(_admin_dsn())["dbname"]
+    with psycopg.connect(_admin_dsn(), autocommit=True) as conn:
+        conn.execute(f'ALTER DATABASE "{name}" SET default_transaction_read_only = on')
+    try:
+        terminate_other_backends()
+        answer = http.post("/oauth/introspect", data={"token": token}, headers=tenant.auth())
+        assert answer.status_code == 200 and answer.get_json()["active"] is True
+        refused = http.post("/oauth/token", data=tenant.token_form(), headers=tenant.auth())
+        assert_oauth_error(refused, 503, "temporarily_unavailable")
+        assert refused.headers["Retry-After"].isdigit()
+        ready = http.get("/readyz")
+        assert ready.status_code == 503 and ready.get_json()["checks"]["database"] == "read-only"
+    finally:
+        with psycopg.connect(_admin_dsn(), autocommit=True) as conn:
+            conn.execute("SET default_transaction_read_only = off")  # this new session started read-only too
+            conn.execute(f'ALTER DATABASE "{name}" RESET default_transaction_read_only')
+        terminate_other_backends()
+    assert _count(pg_app, AccessToken) == 1
+    assert http.get("/readyz").status_code == 200
+    assert http.post("/oauth/token", data=tenant.token_form(), headers=tenant.auth()).status_code == 200
+    with pg_app.app_context():
+        assert db.session.scalar(select(ClientSecret.last_used_at)) is not None
+        db.session.remove()
+
+
+def test_a_hung_redis_costs_one_timeout_not_one_per_request(tmp_path, sqlite_template):
+    """Redis frozen with SIGSTOP: token requests answer 503 with Retry-After at once (after the first
+    has waited out the timeout), introspection never waits for Redis, and when Redis thaws tokens flow."""
+    import signal
+    import time
+
+    with private_redis() as (url, proc):
+        app = make_app(tmp_path, sqlite_template, redis_url=url, redis_cooldown=1)
+        http = app.test_client()
+        tenant = _tenant(app)
+        token = http.post("/oauth/token", data=tenant.token_form(), headers=tenant.auth()).get_json()["access_token"]
+        proc.send_signal(signal.SIGSTOP)
+        try:
+            for _ in range(5):
+                started = time.monotonic()
+                response = http.post("/oauth/token", data=tenant.token_form(), headers=tenant.auth())
+                assert_oauth_error(response, 503, "temporarily_unavailable")
+                assert response.headers["Retry-After"].isdigit()
+                assert time.monotonic() - started < 2
+            started = time.monotonic()
+            answer = http.post("/oauth/introspect", data={"token": token}, headers=tenant.auth())
+            assert answer.get_json()["active"] is True and time.monotonic() - started < 2
+            assert http.get("/readyz").status_code == 503
+        finally:
+            proc.send_signal(signal.SIGCONT)
+        time.sleep(1.1)  # the cool-down
+        assert http.post("/oauth/token", data=tenant.token_form(), headers=tenant.auth()).status_code == 200
+        assert _count(app, AccessToken) == 2
+        with app.app_context():
+            db.engine.dispose()
