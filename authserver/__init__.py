@@ -179,8 +179,11 @@ def _register_health(app: Flask) -> None:
     def readyz():
         """Ready means able to issue tokens: the database takes writes (not just connections) and
         Redis, when configured, answers. Each check is bounded to about a second."""
+        from .lifecycle import draining
         from .outages import note_outage
 
+        if draining():
+            return {"status": "draining", "checks": {}}, 503
         checks = {"database": "ok"}
         try:
             if not _database_writable():

@@ -37,6 +37,7 @@ class Settings:
     database_connect_timeout: int
     database_statement_timeout_ms: int
     database_lock_timeout_ms: int
+    drain_seconds: int
     signing_key_refresh: int
     signing_key_activation_delay: int
     rate_limit_auth_failures_per_client: int
@@ -130,6 +131,7 @@ def load_settings(overrides: dict | None = None) -> Settings:
         database_connect_timeout=as_int("database_connect_timeout", 1),
         database_statement_timeout_ms=as_int("database_statement_timeout_ms"),
         database_lock_timeout_ms=as_int("database_lock_timeout_ms"),
+        drain_seconds=as_int("drain_seconds"),
         signing_key_refresh=as_int("signing_key_refresh", 1),
         signing_key_activation_delay=as_int("signing_key_activation_delay"),
         rate_limit_auth_failures_per_client=as_int("rate_limit_auth_failures_per_client"),

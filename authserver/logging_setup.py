@@ -42,10 +42,10 @@ def configure_logging(level: str = "INFO") -> None:
     global _configured
     if _configured:
         return
-    # The records need no caller frame, thread or process names: skip collecting them per line.
+    # The records need no caller frame or thread names: skip collecting them per line. The process id
+    # stays: gunicorn's own log lines, written by the same logging module, print it.
     logging._srcfile = None
     logging.logThreads = False
-    logging.logProcesses = False
     logging.logMultiprocessing = False
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter())

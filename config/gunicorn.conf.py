@@ -42,6 +42,38 @@ def _die_with_parent():
         pass
 
 
+def on_starting(server):
+    """SIGTERM drains: /readyz turns 503 at once, serving goes on for AUTHSERVER_DRAIN_SECONDS, then
+    the usual graceful stop (workers finish their current request, up to graceful_timeout)."""
+    import time
+    import types
+
+    from authserver import lifecycle
+    from authserver.config import load_settings
+
+    lifecycle.prepare()
+    drain = load_settings().drain_seconds
+    state = {"until": None}
+
+    def handle_term(arbiter):
+        if state["until"] is None:
+            lifecycle.start_draining()
+            state["until"] = time.monotonic() + drain
+            arbiter.log.info("SIGTERM: draining for %s s (/readyz answers 503), then stopping", drain)
+        if drain <= 0:
+            raise StopIteration
+
+    original_manage = server.manage_workers
+
+    def manage_workers(arbiter):
+        if state["until"] is not None and time.monotonic() >= state["until"]:
+            raise StopIteration  # the run loop then stops gracefully
+        original_manage()
+
+    server.handle_term = types.MethodType(handle_term, server)
+    server.manage_workers = types.MethodType(manage_workers, server)
+
+
 def post_fork(server, worker):
     # A worker whose master is killed (SIGKILL) stops at once instead of at its next timeout check.
     _die_with_parent()

@@ -34,7 +34,7 @@ def cli(env: dict, *args: str, stdin: str | None = None) -> dict | list:
 def server_env(instance: Path, issuer: str, **extra: str) -> dict:
     env = {k: v for k, v in os.environ.items() if not k.startswith("AUTHSERVER_")}
     env.update({"AUTHSERVER_INSTANCE_PATH": str(instance), "AUTHSERVER_ISSUER": issuer, "AUTHSERVER_LOG_LEVEL": "WARNING",
-                "AUTHSERVER_PURGE_INTERVAL": "0"})
+                "AUTHSERVER_PURGE_INTERVAL": "0", "AUTHSERVER_DRAIN_SECONDS": "0"})
     env.update(extra)
     return env
 

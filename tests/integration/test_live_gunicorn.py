@@ -48,7 +48,8 @@ class Live:
         self.instance = tmp_path / "instance"
         self.log = tmp_path / "server.log"
         env = {k: v for k, v in os.environ.items() if not k.startswith(("AUTHSERVER_", "PROMETHEUS_"))}
-        self.env = {**env, "AUTHSERVER_INSTANCE_PATH": str(self.instance), "AUTHSERVER_ISSUER": self.issuer}
+        self.env = {**env, "AUTHSERVER_INSTANCE_PATH": str(self.instance), "AUTHSERVER_ISSUER": self.issuer,
+                    "AUTHSERVER_DRAIN_SECONDS": "0"}
         self.process: subprocess.Popen | None = None
 
     def cli(self, *args) -> dict | list:

@@ -19,6 +19,7 @@ def test_readme_tutorial_works_verbatim(tmp_path):
     (tmp_path / ".venv").symlink_to(ROOT / ".venv")
     env = {k: v for k, v in os.environ.items() if not k.startswith("AUTHSERVER_")}
     env["AUTHSERVER_PURGE_INTERVAL"] = "0"
+    env["AUTHSERVER_DRAIN_SECONDS"] = "0"  # the test stops the server at once
     # `make run` is `authserver serve --host 127.0.0.1 --port 8000` in the working directory.
     with running_server(env, 8000, cwd=tmp_path, log_path=tmp_path / "server.log"):
         result = subprocess.run(["bash", "-euo", "pipefail", "-c", script], cwd=tmp_path, env=env,

@@ -1,0 +1,112 @@
+"""SIGTERM to a live `authserver serve` under load: /readyz turns 503 at once, every request sent
+before the signal (and during the drain time) is answered, every delivered token is stored, and no
+process outlives the master."""
+from __future__ import annotations
+
+import signal
+import sqlite3
+import subprocess
+import threading
+import time
+import uuid
+
+import jwt
+import pytest
+import requests
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from ..conftest import public_pem
+from ..servers import cli, free_port, running_server, server_env
+
+JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"
+
+
+def alive(pid) -> bool:
+    """Running (a zombie waiting for its parent to reap it counts as gone)."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+DRAIN = 3
+
+
+@pytest.fixture
+def setup(tmp_path):
+    port = free_port()
+    issuer = f"http://127.0.0.1:{port}"
+    env = server_env(tmp_path / "instance", issuer, AUTHSERVER_DRAIN_SECONDS=str(DRAIN))
+    cli(env, "init")
+    org = cli(env, "org", "create", "Acme")["org_id"]
+    account = cli(env, "account", "create", org, "worker", "--kind", "service")["account_id"]
+    client = cli(env, "client", "create", org, "Backend")["client_id"]
+    cli(env, "api", "create", "--org", org, "Orders", "https://orders.acme.test", "--scope", "read")
+    cli(env, "client", "grant", client, "https://orders.acme.test", "--scope", "read")
+    secret = cli(env, "secret", "add", client)["client_secret"]
+    key = ec.generate_private_key(ec.SECP256R1())
+    (tmp_path / "key.pub.pem").write_bytes(public_pem(key))
+    kid = cli(env, "key", "add", client, str(tmp_path / "key.pub.pem"))["kid"]
+    return {"env": env, "port": port, "issuer": issuer, "client": client, "secret": secret, "account": account,
+            "key": key, "kid": kid, "db": tmp_path / "instance" / "authserver.db"}
+
+
+def test_sigterm_under_load_answers_every_request_sent_before_it(setup):
+    results: list[tuple[float, object]] = []  # (time the request was sent, status code or exception name)
+    stop = threading.Event()
+    lock = threading.Lock()
+
+    def load():
+        while not stop.is_set():
+            now = int(time.time())
+            assertion = jwt.encode({"iss": setup["client"], "sub": setup["account"], "aud": setup["issuer"] + "/oauth/token",
+                                    "iat": now, "exp": now + 120, "jti": uuid.uuid4().hex}, setup["key"],
+                                   algorithm="ES256", headers={"kid": setup["kid"]})
+            sent = time.monotonic()
+            try:
+                response = requests.post(f"http://127.0.0.1:{setup['port']}/oauth/token",
+                                         data={"grant_type": JWT_BEARER, "assertion": assertion},
+                                         auth=(setup["client"], setup["secret"]), timeout=30)
+                outcome = (response.status_code, response.json().get("access_token"))
+            except requests.RequestException as exc:
+                outcome = (type(exc).__name__, None)
+            with lock:
+                results.append((sent, outcome))
+            if outcome[0] == "ConnectionError" and time.monotonic() > sent:
+                time.sleep(0.05)
+
+    with running_server(setup["env"], setup["port"], workers=2, log_path=setup["db"].parent.parent / "server.log"):
+        master = int(subprocess.run(["pgrep", "-f", f"127.0.0.1:{setup['port']}"], capture_output=True,
+                                    text=True).stdout.split()[0])
+        children = subprocess.run(["ps", "-o", "pid=", "--ppid", str(master)], capture_output=True, text=True).stdout.split()
+        threads = [threading.Thread(target=load) for _ in range(8)]
+        for t in threads:
+            t.start()
+        time.sleep(1.5)
+        signalled = time.monotonic()
+        subprocess.run(["kill", "-TERM", str(master)], check=True)
+        time.sleep(0.5)
+        ready = requests.get(f"http://127.0.0.1:{setup['port']}/readyz", timeout=10)
+        assert ready.status_code == 503 and ready.json()["status"] == "draining"
+        deadline = time.monotonic() + DRAIN + 25
+        while time.monotonic() < deadline:
+            if not alive(master):
+                break
+            time.sleep(0.1)
+        exited = time.monotonic()
+        stop.set()
+        for t in threads:
+            t.join(timeout=40)
+    assert exited - signalled < DRAIN + 25, "the master did not exit"
+    assert exited - signalled >= DRAIN - 0.5, "the master stopped before the drain time"
+    before = [outcome for sent, outcome in results if sent < signalled]
+    during = [outcome for sent, outcome in results if signalled <= sent < signalled + DRAIN - 0.5]
+    assert len(before) > 10 and len(during) > 10, (len(before), len(during))
+    failed = [o for o in before + during if o[0] != 200]
+    assert failed == [], failed[:5]
+    # Nothing lost: every delivered token has its record.
+    delivered = [o[1] for _, o in results if o[0] == 200]
+    with sqlite3.connect(setup["db"]) as conn:
+        stored = {row[0] for row in conn.execute("SELECT jti FROM access_tokens")}
+    assert {jwt.decode(t, options={"verify_signature": False})["jti"] for t in delivered} <= stored
+    # No worker or purger outlived the master.
+    assert [pid for pid in children if alive(pid)] == []
