@@ -92,11 +92,24 @@ def init():
 @click.option("--workers", default=None, type=int, help="gunicorn workers (default from config/gunicorn.conf.py)")
 @click.option("--json", "as_json", is_flag=True, help="Print where it serves as one JSON document on stdout.")
 def serve(host: str, port: int, workers: int | None, as_json: bool):
-    """Initialise if needed, then serve with gunicorn."""
+    """Initialise if needed, then serve with gunicorn.
+
+    Without AUTHSERVER_ISSUER the issuer is http://HOST:PORT, so metadata and tokens name the address
+    actually served."""
+    derived = not os.environ.get("AUTHSERVER_ISSUER")
+    if derived:
+        os.environ["AUTHSERVER_ISSUER"] = f"http://{host}:{port}"
     app = _app()
     with app.app_context():
         initialise()
         settings = app.extensions["authserver.settings"]
+    from .config import SERVED_ISSUER_FILE
+
+    served = settings.instance_path / SERVED_ISSUER_FILE
+    if derived:
+        served.write_text(settings.issuer + "\n")
+    elif served.exists():
+        served.unlink()
     os.environ["AUTHSERVER_INSTANCE_PATH"] = str(settings.instance_path)
     metrics_dir = settings.instance_path / f"prometheus-{port}"
     if metrics_dir.exists():
@@ -132,10 +145,21 @@ def org():
 @click.argument("name")
 @with_app
 def org_create(name):
+    """Create an organization."""
     from .services.organizations import create_organization
 
     o = create_organization(name)
     return {"org_id": o.org_id}, o.org_id
+
+
+@org.command("list")
+@with_app
+def org_list():
+    """List organizations."""
+    from .services.organizations import list_organizations
+
+    rows = [{"org_id": o.org_id, "name": o.name, "created_at": clock.isoformat(o.created_at)} for o in list_organizations()]
+    return rows, "\n".join(f"{r['org_id']}  {r['name']}" for r in rows) or "No organizations."
 
 
 @main.group()
@@ -157,6 +181,7 @@ def _account_json(a) -> dict:
 @click.option("--password-stdin", is_flag=True, help="Read the user's password from standard input.")
 @with_app
 def account_create(org_id, name, kind, email, admin, password_stdin):
+    """Create a service account (a machine identity) or a user (email, password; --admin for the console)."""
     from .services.accounts import create_account
 
     password = sys.stdin.readline().rstrip("\r\n") if password_stdin else None
@@ -168,22 +193,48 @@ def account_create(org_id, name, kind, email, admin, password_stdin):
 @click.argument("account_id")
 @with_app
 def account_disable(account_id):
+    """Disable an account: no new tokens, its live tokens introspect inactive (not the last admin)."""
     from .services.accounts import disable_account
 
     a = disable_account(account_id)
     return _account_json(a), f"Account {a.account_id} disabled."
 
 
+@account.command("enable")
+@click.argument("account_id")
+@with_app
+def account_enable(account_id):
+    """Enable a disabled account (its tokens from before stay revoked)."""
+    from .services.accounts import enable_account
+
+    a = enable_account(account_id)
+    return _account_json(a), f"Account {a.account_id} enabled."
+
+
+@account.command("set-password")
+@click.argument("account_id")
+@click.option("--password-stdin", is_flag=True, required=True, help="Read the new password from standard input.")
+@with_app
+def account_set_password(account_id, password_stdin):
+    """Set a user's password (the operator's reset), read from standard input."""
+    from .services.accounts import set_password
+
+    a = set_password(account_id, sys.stdin.readline().rstrip("\r\n"))
+    return {"account_id": a.account_id, "password_set": True}, f"Password of {a.account_id} set."
+
+
 @account.command("list")
 @click.argument("org_id")
 @with_app
 def account_list(org_id):
+    """List an organization's accounts with their kind and status."""
     from .services.accounts import list_accounts
     from .services.organizations import get_organization
 
     get_organization(org_id)
     rows = [_account_json(a) for a in list_accounts(org_id)]
-    return rows, "\n".join(f"{r['account_id']}  {r['kind']:7}  {r['name']}" for r in rows) or "No accounts."
+    return rows, "\n".join(f"{r['account_id']}  {r['kind']:7}  {'disabled' if r['disabled'] else 'active':8}  "
+                           f"{'admin  ' if r['admin'] else ''}{r['name']}" for r in rows) or "No accounts."
 
 
 # --- clients --------------------------------------------------------------------------------
@@ -228,10 +279,42 @@ def client_create(org_id, name, description, icon, client_type):
     return {"client_id": c.client_id}, c.client_id
 
 
+@client.command("update")
+@click.argument("client_id")
+@click.option("--name", default=None)
+@click.option("--description", default=None, help="Empty to clear.")
+@click.option("--icon", type=click.Path(dir_okay=False), default=None, help="PNG, JPEG, GIF or WebP, at most 256 KiB.")
+@click.option("--no-icon", is_flag=True, help="Remove the icon.")
+@with_app
+def client_update(client_id, name, description, icon, no_icon):
+    """Change a client's name, description or icon."""
+    from .errors import InvalidInput
+    from .services.clients import update_client
+
+    changes = {}
+    if name is not None:
+        changes["name"] = name
+    if description is not None:
+        changes["description"] = description
+    if icon is not None and no_icon:
+        raise InvalidInput("Give --icon or --no-icon, not both.")
+    if no_icon:
+        changes["icon"] = None
+    elif icon is not None:
+        try:
+            with open(icon, "rb") as fh:
+                changes["icon"] = fh.read(300 * 1024)
+        except OSError as exc:
+            raise InvalidInput(f"cannot read icon file: {exc.strerror}") from None
+    c = update_client(client_id, **changes)
+    return client_json(c), f"Client {c.client_id} updated."
+
+
 @client.command("list")
 @click.argument("org_id")
 @with_app
 def client_list(org_id):
+    """List an organization's client applications."""
     from .services.clients import list_clients
     from .services.organizations import get_organization
 
@@ -244,6 +327,7 @@ def client_list(org_id):
 @click.argument("client_id")
 @with_app
 def client_show(client_id):
+    """Show a client application with its API access."""
     from .services.clients import get_client
 
     data = client_json(get_client(client_id))
@@ -254,6 +338,7 @@ def client_show(client_id):
 @click.argument("client_id")
 @with_app
 def client_delete(client_id):
+    """Delete a client with its secrets, keys and API access; its tokens become inactive at once."""
     from .services.clients import delete_client
 
     delete_client(client_id)
@@ -478,6 +563,7 @@ def secret():
 @click.argument("client_id")
 @with_app
 def secret_add(client_id):
+    """Generate a client secret: shown once here, stored only as a hash."""
     from .services.client_secrets import add_secret
 
     new = add_secret(client_id)
@@ -495,6 +581,7 @@ def secret_json(s) -> dict:
 @click.argument("client_id")
 @with_app
 def secret_list(client_id):
+    """List a client's secrets (ids and times, never the secrets)."""
     from .services.client_secrets import list_secrets
 
     rows = [secret_json(s) for s in list_secrets(client_id)]
@@ -506,6 +593,7 @@ def secret_list(client_id):
 @click.argument("secret_id")
 @with_app
 def secret_delete(client_id, secret_id):
+    """Delete a secret: refused on the very next request; tokens it obtained stay valid."""
     from .services.client_secrets import delete_secret
 
     delete_secret(client_id, secret_id)
@@ -529,6 +617,7 @@ def key_json(k) -> dict:
 @click.option("--kid", default=None, help="Key id (default: the JWK's kid or the RFC 7638 thumbprint).")
 @with_app
 def key_add(client_id, file, kid):
+    """Register a public key (PEM or JWK) that verifies the client's assertions."""
     from .errors import InvalidInput
     from .services.client_keys import add_key
 
@@ -544,6 +633,7 @@ def key_add(client_id, file, kid):
 @click.argument("client_id")
 @with_app
 def key_list(client_id):
+    """List a client's public keys."""
     from .services.client_keys import list_keys
 
     rows = [key_json(k) for k in list_keys(client_id)]
@@ -555,6 +645,7 @@ def key_list(client_id):
 @click.argument("kid")
 @with_app
 def key_delete(client_id, kid):
+    """Delete a public key: assertions signed with it are refused at once."""
     from .services.client_keys import delete_key
 
     delete_key(client_id, kid)
@@ -568,13 +659,67 @@ def signing_key():
     """The server's access-token signing keys."""
 
 
-@signing_key.command("rotate")
+def _signing_key_json(entry: dict) -> dict:
+    return {**entry, **{name: clock.isoformat(entry[name])
+                        for name in ("created_at", "activates_at", "retired_at", "withdrawn_at")}}
+
+
+@signing_key.command("list")
 @with_app
-def signing_key_rotate():
+def signing_key_list():
+    """Every signing key, newest first: pending (published, not signing yet), signing, retired
+    (published until its tokens expire), expired (unpublished) or withdrawn."""
+    from .services.signing_keys import list_signing_keys
+
+    rows = [_signing_key_json(entry) for entry in list_signing_keys()]
+    columns = ("kid", "alg", "state", "created_at", "activates_at", "retired_at", "withdrawn_at")
+    table = [columns] + [tuple(r[c] or "-" for c in columns) for r in rows]
+    widths = [max(len(line[i]) for line in table) for i in range(len(columns))]
+    human = "\n".join("  ".join(cell.ljust(width) for cell, width in zip(line, widths)).rstrip() for line in table)
+    return rows, human if rows else "No signing keys."
+
+
+@signing_key.command("rotate")
+@click.option("--now", "at_once", is_flag=True,
+              help="The new key signs at once and every other key stops signing at once (a compromised key).")
+@with_app
+def signing_key_rotate(at_once):
+    """Add a signing key. It is published at once and signs after AUTHSERVER_SIGNING_KEY_ACTIVATION_DELAY
+    seconds (with --now: at once); older keys stay published until their tokens expire."""
+    from flask import current_app
+
     from .services.signing_keys import rotate_signing_key
 
-    k = rotate_signing_key()
-    return {"kid": k.kid, "alg": k.alg}, f"New signing key {k.kid} ({k.alg}); older keys stay published until their tokens expire."
+    k = rotate_signing_key(now=at_once)
+    settings = current_app.extensions["authserver.settings"]
+    if at_once:
+        when = (f"it signs now (every worker within {settings.signing_key_refresh} s) and every other key "
+                "has stopped signing")
+    else:
+        when = f"it signs from {clock.isoformat(k.activates_at)}"
+    return ({"kid": k.kid, "alg": k.alg},
+            f"New signing key {k.kid} ({k.alg}): {when}; older keys stay published until their tokens expire.")
+
+
+@signing_key.command("withdraw")
+@click.argument("kid")
+@with_app
+def signing_key_withdraw(kid):
+    """Withdraw a compromised key that no longer signs (after 'rotate --now'): it leaves the JWKS and
+    every token it signed is inactive at once. Final."""
+    from flask import current_app
+
+    from .services.signing_keys import signing_key_state, withdraw_signing_key
+
+    key = withdraw_signing_key(kid)
+    refresh = current_app.extensions["authserver.settings"].signing_key_refresh
+    if key.retired_at is not None and key.withdrawn_at - key.retired_at < refresh:
+        click.echo(f"warning: {kid} stopped signing {key.withdrawn_at - key.retired_at} s ago; workers re-read "
+                   f"their signing key every {refresh} s, and a token a worker signs with it meanwhile is "
+                   "inactive and unverifiable.", err=True)
+    entry = _signing_key_json(signing_key_state(kid))
+    return entry, (f"Signing key {kid} withdrawn: it is no longer published and every token it signed is inactive "
+                   "at introspection. Resource servers that cache the JWKS drop it when their copy expires.")
 
 
 def purge_once() -> dict:
@@ -672,7 +817,11 @@ def assertion(key_file, client_id, subject, kid, audience, lifetime, as_json):
     from .config import load_settings
 
     audience = audience or load_settings().token_endpoint
-    signed = sign_assertion(Path(key_file).read_bytes(), client_id, subject, audience, kid, lifetime)
+    try:
+        signed = sign_assertion(Path(key_file).read_bytes(), client_id, subject, audience, kid, lifetime)
+    except (ValueError, TypeError):
+        _fail(f"{key_file} is not an unencrypted PEM private key (RSA, EC P-256/384/521 or Ed25519); "
+              "the assertion is signed with the client's private key, whose public half the server holds", 2)
     click.echo(json.dumps({"assertion": signed}) if as_json else signed)
 
 

@@ -81,8 +81,12 @@ def _instance_secret(instance_path: Path, filename: str, nbytes: int) -> str:
     return value
 
 
+SERVED_ISSUER_FILE = "served-issuer"  # written by `authserver serve` when it derives the issuer from --host/--port
+
+
 def load_settings(overrides: dict | None = None) -> Settings:
     raw = _read_defaults()
+    default_issuer = raw["issuer"]
     for key in list(raw):
         env_value = os.environ.get(ENV_PREFIX + key.upper())
         if env_value is not None:
@@ -102,6 +106,13 @@ def load_settings(overrides: dict | None = None) -> Settings:
         return value
 
     instance_path = Path(str(raw["instance_path"])).expanduser().resolve()
+    if raw["issuer"] == default_issuer and "issuer" not in (overrides or {}) and not os.environ.get(ENV_PREFIX + "ISSUER"):
+        # No issuer configured: the address `authserver serve` serves, so the other commands (demo,
+        # assertion) name the same one.
+        try:
+            raw["issuer"] = (instance_path / SERVED_ISSUER_FILE).read_text().strip() or default_issuer
+        except OSError:
+            pass
     issuer = str(raw["issuer"]).rstrip("/")
     if not issuer.startswith(("https://", "http://")):
         raise ConfigError("AUTHSERVER_ISSUER must be an http(s) URL")

@@ -5,7 +5,7 @@ import re
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from .. import clock
@@ -101,13 +101,48 @@ def list_accounts(org_id: str, kind: str | None = None) -> list[Account]:
     return list(db.session.scalars(query.order_by(Account.created_at, Account.account_id)))
 
 
+def _active_admin_count(org_id: str) -> int:
+    return db.session.scalar(select(func.count()).select_from(Account).where(
+        Account.org_id == org_id, Account.kind == "user", Account.is_admin, Account.disabled_at.is_(None)))
+
+
 @transactional
 def disable_account(account_id: str, org_id: str | None = None, actor: Actor = CLI_ACTOR) -> Account:
-    """Disable an account: it gets no new tokens and its live tokens introspect as inactive."""
+    """Disable an account: it gets no new tokens and its live tokens introspect as inactive. The last
+    active admin of an organization is not disabled: nobody could manage it any more."""
     account = get_account(account_id, org_id)
     if account.disabled_at is None:
+        if account.kind == "user" and account.is_admin and _active_admin_count(account.org_id) <= 1:
+            raise Conflict("This is the organization's last active administrator: make another admin first.")
         account.disabled_at = clock.now()
         record_event(actor, account.org_id, "account.disabled", "account", account.account_id)
+    return account
+
+
+@transactional
+def enable_account(account_id: str, org_id: str | None = None, actor: Actor = CLI_ACTOR) -> Account:
+    """Enable a disabled account again: it may get new tokens. Tokens issued before it was disabled
+    stay dead (they are revoked now), so re-enabling never revives a token of a compromised account."""
+    from ..models import AccessToken
+
+    account = get_account(account_id, org_id)
+    if account.disabled_at is not None:
+        db.session.execute(update(AccessToken).where(AccessToken.account_id == account.account_id,
+                                                     AccessToken.revoked_at.is_(None))
+                           .values(revoked_at=clock.now()).execution_options(synchronize_session=False))
+        account.disabled_at = None
+        record_event(actor, account.org_id, "account.enabled", "account", account.account_id)
+    return account
+
+
+@transactional
+def set_password(account_id: str, password: object, org_id: str | None = None, actor: Actor = CLI_ACTOR) -> Account:
+    """Set a user's password (the operator's reset, or an admin's own change)."""
+    account = get_account(account_id, org_id)
+    if account.kind != "user":
+        raise InvalidInput("A service account has no password: it cannot log in.", field="password")
+    account.password_hash = _password_hasher.hash(_check_password(password))
+    record_event(actor, account.org_id, "account.password_set", "account", account.account_id)
     return account
 
 

@@ -21,3 +21,9 @@ def get_organization(org_id: str) -> Organization:
     if org is None:
         raise NotFound("Organization not found.")
     return org
+
+
+def list_organizations() -> list[Organization]:
+    from sqlalchemy import select
+
+    return list(db.session.scalars(select(Organization).order_by(Organization.created_at, Organization.org_id)))
