@@ -25,7 +25,7 @@ run: $(STAMP)
 
 ## make test: install the test extras and run the whole suite
 test: $(TEST_STAMP)
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n auto $(PYTEST_ARGS)
 
 init: $(STAMP)
 	$(BIN)/authserver init

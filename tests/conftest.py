@@ -26,8 +26,68 @@ MANAGEMENT_API = ISSUER + "/api/v1"  # the management API's identifier (SPEC §9
 DEFAULT_API = ISSUER  # the `default` platform API: AUTHSERVER_AUDIENCE, which defaults to the issuer
 JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 SECRET_FILES = ("session.key", "secret-pepper.key", "key-encryption.key")
-PG_URL = os.environ.get("AUTHSERVER_TEST_DATABASE_URL", "")
 REDIS_URL = os.environ.get("AUTHSERVER_TEST_REDIS_URL", "")
+
+
+def _worker_database(url: str) -> str:
+    """Under pytest-xdist each worker gets a database of its own beside the configured one (created
+    here, dropped when the session ends), so workers never empty each other's tables."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if not url or not worker:
+        return url
+    from urllib.parse import urlsplit, urlunsplit
+
+    import psycopg
+
+    parts = urlsplit(url)
+    name = f"{parts.path.lstrip('/')}_{worker}"
+    admin = urlunsplit(("postgresql", parts.netloc, parts.path, "", ""))
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}"')
+    return urlunsplit((parts.scheme, parts.netloc, "/" + name, parts.query, ""))
+
+
+CONFIGURED_PG_URL = os.environ.get("AUTHSERVER_TEST_DATABASE_URL", "")
+PG_URL = _worker_database(CONFIGURED_PG_URL)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _drop_worker_database():
+    yield
+    if PG_URL and PG_URL != CONFIGURED_PG_URL:
+        from urllib.parse import urlsplit, urlunsplit
+
+        import psycopg
+
+        configured = urlsplit(CONFIGURED_PG_URL)
+        name = urlsplit(PG_URL).path.lstrip("/")
+        admin = urlunsplit(("postgresql", configured.netloc, configured.path, "", ""))
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+# Markers (pyproject.toml): pg and redis for tests that need those servers, browser for Chromium, slow for
+# tests that start `authserver serve` processes. `-m "not slow and not browser"` is the quick loop.
+_SLOW_FILES = {"test_live_gunicorn.py", "test_readme_tutorial.py", "test_graceful_shutdown.py",
+               "test_purger_lifecycle.py", "test_two_hosts.py", "test_cli_operators.py", "test_live_authserver.py",
+               "test_signing_key_runbook.py", "test_wheel.py"}
+_REDIS_FILES = {"test_redis_and_limits.py", "test_two_hosts.py"}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        name = item.path.name
+        if "browser" in item.path.parts:
+            item.add_marker(pytest.mark.browser)
+            item.add_marker(pytest.mark.slow)
+        if name in _SLOW_FILES:
+            item.add_marker(pytest.mark.slow)
+        if name in _REDIS_FILES or "redis" in item.name:
+            item.add_marker(pytest.mark.redis)
+        needs_pg = any("AUTHSERVER_TEST_DATABASE_URL" in str(m.kwargs.get("reason", "")) for m in item.iter_markers("skipif"))
+        if "postgresql" in item.name or needs_pg:
+            item.add_marker(pytest.mark.pg)
 
 
 def _backends():
