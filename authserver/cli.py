@@ -701,7 +701,7 @@ def signing_key_rotate(at_once):
             f"New signing key {k.kid} ({k.alg}): {when}; older keys stay published until their tokens expire.")
 
 
-@signing_key.command("withdraw")
+@signing_key.command("withdraw", context_settings={"ignore_unknown_options": True})  # a kid may begin with "-"
 @click.argument("kid")
 @with_app
 def signing_key_withdraw(kid):

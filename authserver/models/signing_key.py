@@ -17,5 +17,10 @@ class SigningKey(db.Model):
     public_jwk: Mapped[str] = mapped_column(Text)
     private_key_encrypted: Mapped[str] = mapped_column(Text)
     created_at: Mapped[int] = mapped_column(BigInteger)
-    # Set when a newer key takes over; the key stays published until its last token expires.
+    # When it may start signing: published from created_at, signing from here on (a rotation's
+    # activation delay, so resource servers caching the JWKS know the key before they meet it).
+    activates_at: Mapped[int] = mapped_column(BigInteger)
+    # When it stops signing (the next key's activates_at); it stays published until its last token expires.
     retired_at: Mapped[int | None] = mapped_column(BigInteger)
+    # Set once, for a compromised key: unpublished at once, its tokens inactive at once. Final.
+    withdrawn_at: Mapped[int | None] = mapped_column(BigInteger)

@@ -25,6 +25,9 @@ class AccessToken(db.Model):
     issued_at: Mapped[int] = mapped_column(BigInteger)
     expires_at: Mapped[int] = mapped_column(BigInteger)
     revoked_at: Mapped[int | None] = mapped_column(BigInteger)
+    # The signing key that signed it (no foreign key: one more check per token insert, for keys that
+    # are never deleted). NULL for tokens issued before the column existed.
+    kid: Mapped[str | None] = mapped_column(String(64))
 
 
 class UsedAssertion(db.Model):

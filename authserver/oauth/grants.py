@@ -88,7 +88,7 @@ class ConfidentialJWTBearerGrant(JWTBearerGrant):
             org_id=client.org_id,
             audience=self.request.api.identifier,
             scope=self.request.scope,
-            sign=runtime.keyring.sign,
+            sign=runtime.keyring.sign_with_kid,
         )
         replay = runtime.replay
         jti_expires = verified.expires_at + runtime.settings.clock_skew

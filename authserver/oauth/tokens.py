@@ -2,14 +2,28 @@
 from __future__ import annotations
 
 from .. import clock
+from ..services.common import current_settings
+from ..services.signing_keys import token_grace
 from ..crypto.jws import MalformedJWS, numeric_date, parse_compact, signature_valid
 from .constants import ACCESS_TOKEN_JWT_TYP
+
+
+class VerifiedClaims(dict):
+    """The claims of a verified token, and the `kid` of the key that verified it (checked against the
+    token's record: the record names the key that signed it, and a withdrawn key makes it inactive)."""
+
+    __slots__ = ("kid",)
+
+    def __init__(self, claims: dict, kid: str):
+        super().__init__(claims)
+        self.kid = kid
 
 
 def decode_access_token(token: str, keyring, issuer: str) -> dict | None:
     """Claims of a token this server signed and that has not expired, or None. A resource server
     introspects the same token many times: the signature of a string already verified is not
-    checked again (the same bytes verify the same way); expiry is checked on every call."""
+    checked again (the same bytes verify the same way); expiry is checked on every call. The key ring
+    drops what it remembers of a key within its refresh interval after the key is withdrawn."""
     if not isinstance(token, str) or len(token) > 8192:
         return None
     claims = keyring.verified_claims(token)
@@ -32,8 +46,8 @@ def _verify_signed_claims(token: str, keyring, issuer: str) -> dict | None:
         return None  # kid is looked up in the database, which refuses NUL and lone surrogates
     entry = keyring.verification_key(kid)
     if entry is None:
-        return None
-    key, alg, _ = entry
+        return None  # unknown or withdrawn
+    key, alg, retired_at = entry
     if header.get("alg") != alg or not signature_valid(jws, alg, key):
         return None
     claims = jws.claims
@@ -42,6 +56,8 @@ def _verify_signed_claims(token: str, keyring, issuer: str) -> dict | None:
     exp = numeric_date(claims.get("exp"))
     if claims.get("iss") != issuer or exp is None or exp <= clock.now():
         return None
+    if retired_at is not None and exp > retired_at + token_grace(current_settings()):
+        return None  # a retired key signed nothing that lives this long
     if not all(isinstance(claims.get(name), str) and claims[name].isprintable() for name in ("jti", "sub", "client_id")):
         return None
-    return claims
+    return VerifiedClaims(claims, kid)

@@ -5,12 +5,12 @@ import secrets
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from sqlalchemy import and_, bindparam, delete, insert, select, text, update
+from sqlalchemy import String, and_, bindparam, delete, func, insert, select, text, update
 
 from .. import clock, store
 from ..extensions import db
 from ..store import Prepared
-from ..models import AccessToken, Account, UsedAssertion
+from ..models import AccessToken, Account, SigningKey, UsedAssertion
 from .common import current_settings
 
 _SUBJECT_QUERY = Prepared(select(Account.account_id).where(
@@ -19,12 +19,16 @@ _SUBJECT_QUERY = Prepared(select(Account.account_id).where(
     Account.disabled_at.is_(None),
 ))
 _INSERT_TOKEN = Prepared(insert(AccessToken).values({c.name: bindparam(c.name) for c in AccessToken.__table__.columns}))
+# The record, its account's state and the state of the key that signed it, in one statement: the key
+# the record names, or for a record older than that column, the key that verified the token.
 _RECORD_QUERY = Prepared(
     select(
         AccessToken.jti, AccessToken.client_id, AccessToken.account_id, AccessToken.scope, AccessToken.audience,
         AccessToken.issued_at, AccessToken.expires_at, AccessToken.revoked_at, Account.disabled_at, Account.org_id,
+        AccessToken.kid, SigningKey.withdrawn_at,
     )
     .join(Account, Account.account_id == AccessToken.account_id)
+    .outerjoin(SigningKey, SigningKey.kid == func.coalesce(AccessToken.kid, bindparam("kid", type_=String)))
     .where(AccessToken.jti == bindparam("jti"))
 )
 
@@ -40,6 +44,8 @@ class TokenRecord(NamedTuple):
     revoked_at: int | None
     disabled_at: int | None
     org_id: str  # the organization of the token's subject, which is always the client's
+    kid: str | None  # the key that signed it (None: issued before the server recorded it)
+    key_withdrawn_at: int | None  # set when that key was withdrawn: the token is no longer valid
 
 
 @dataclass(frozen=True)
@@ -58,7 +64,8 @@ def is_active_subject(org_id: str, account_id: str) -> bool:
 
 def mint_access_token(*, client_id: str, secret_id: str | None, account_id: str, org_id: str, audience: str, scope: str,
                       sign) -> IssuedToken:
-    """Sign an RFC 9068 access token. Nothing is written: the caller saves the record in its transaction."""
+    """Sign an RFC 9068 access token. `sign(claims)` returns the token and the kid of the key that
+    signed it, which the record keeps. Nothing is written: the caller saves the record in its transaction."""
     settings = current_settings()
     now = clock.now()
     jti = secrets.token_urlsafe(16)
@@ -73,11 +80,12 @@ def mint_access_token(*, client_id: str, secret_id: str | None, account_id: str,
         "iat": now,
         "exp": now + settings.access_token_ttl,
     }
+    access_token, kid = sign(claims)
     record = {
         "jti": jti, "client_id": client_id, "account_id": account_id, "secret_id": secret_id, "scope": scope,
-        "audience": audience, "issued_at": now, "expires_at": claims["exp"], "revoked_at": None,
+        "audience": audience, "issued_at": now, "expires_at": claims["exp"], "revoked_at": None, "kid": kid,
     }
-    return IssuedToken(access_token=sign(claims), expires_in=settings.access_token_ttl, scope=scope, jti=jti, record=record)
+    return IssuedToken(access_token=access_token, expires_in=settings.access_token_ttl, scope=scope, jti=jti, record=record)
 
 
 def save_access_token(issued: IssuedToken) -> None:
@@ -85,16 +93,24 @@ def save_access_token(issued: IssuedToken) -> None:
     store.run(_INSERT_TOKEN, issued.record)
 
 
-def find_token_record(jti: str):
-    """The stored record of a token with the state of its account, or None (unknown, or its client was deleted)."""
-    row = store.fetch_one(_RECORD_QUERY, {"jti": jti})
-    return TokenRecord(*row) if row is not None else None
+def find_token_record(jti: str, kid: str | None = None):
+    """The stored record of a token with the state of its account, or None: unknown, its client was
+    deleted, or the key that signed it was withdrawn (its tokens are no longer this server's word).
+    `kid` is the key that verified the token; a record naming another key is not this token's."""
+    row = store.fetch_one(_RECORD_QUERY, {"jti": jti, "kid": kid})
+    if row is None:
+        return None
+    record = TokenRecord(*row)
+    if record.key_withdrawn_at is not None or (kid is not None and record.kid is not None and record.kid != kid):
+        return None
+    return record
 
 
 def active_token_record(claims: dict):
     """The record of a token whose signature and expiry were already checked, if it is still active
-    (RFC 7662 §2.2): known, not revoked, its client not deleted, its account not disabled, not expired."""
-    record = find_token_record(claims["jti"])
+    (RFC 7662 §2.2): known, signed by a key that was not withdrawn, not revoked, its client not
+    deleted, its account not disabled, not expired."""
+    record = find_token_record(claims["jti"], getattr(claims, "kid", None))
     if record is None or record.revoked_at is not None or record.disabled_at is not None:
         return None
     if record.expires_at <= clock.now():

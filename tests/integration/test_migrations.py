@@ -67,7 +67,7 @@ def test_upgrade_keeps_the_data_of_an_older_schema(tmp_path, empty_database):
         assert "rate_limit_counters" in inspect(db.engine).get_table_names()
         assert db.session.execute(text("SELECT name FROM clients")).scalar_one() == "Legacy"
         version = db.session.execute(text("SELECT version_num FROM alembic_version")).scalar_one()
-        assert version == "0003"
+        assert version == "0004"
         db.session.remove()
         db.engine.dispose()
 
@@ -97,7 +97,6 @@ def test_upgrade_to_apis_keeps_former_clients_working(tmp_path, empty_database):
     parsed = parse_public_key(public_pem(key), kid="old-key")
     with app.app_context():
         upgrade(directory=MIGRATIONS, revision="0002")
-        ensure_signing_key()
         db.session.execute(text("INSERT INTO organizations (org_id, name, created_at) VALUES ('org_a', 'A', 1), ('org_b', 'B', 1)"))
         db.session.execute(text("INSERT INTO accounts (account_id, org_id, name, kind, is_admin, created_at) "
                                 "VALUES ('acc_a', 'org_a', 'worker', 'service', false, 1)"))
@@ -116,6 +115,7 @@ def test_upgrade_to_apis_keeps_former_clients_working(tmp_path, empty_database):
         db.session.commit()
 
         upgrade(directory=MIGRATIONS)
+        ensure_signing_key()  # the models are the latest schema's
         grants = db.session.execute(text("SELECT a.identifier, g.scope, g.is_default FROM client_grants g "
                                          "JOIN apis a ON a.api_id = g.api_id WHERE g.client_id = :c "
                                          "ORDER BY a.identifier"), {"c": legacy}).all()
@@ -146,5 +146,57 @@ def test_upgrade_to_apis_keeps_former_clients_working(tmp_path, empty_database):
         assert answer["active"] is True and answer["aud"] == ISSUER and answer["org_id"] == "org_a"
         management = token(resource=MANAGEMENT_API)
         assert management["scope"] == "manage"
+        db.session.remove()
+        db.engine.dispose()
+
+
+def test_upgrade_to_signing_key_lifecycle_keeps_the_rotation_schedule(tmp_path, empty_database):
+    """0004: each existing key signs from when the workers let it (its creation plus the activation
+    delay; the first key from its creation), so a rotation pending at the upgrade stays pending and
+    the key signing before it signs after it; token records issued before carry no kid."""
+    from authserver import clock
+    from authserver.crypto.signing import encrypt_private_key, generate_signing_key, public_jwk_json
+    from authserver.services.signing_keys import list_signing_keys
+
+    app = _app(tmp_path, empty_database)
+    settings = app.extensions["authserver.settings"]
+    delay = settings.signing_key_activation_delay
+    now = clock.now()
+    old, pending = generate_signing_key("RS256"), generate_signing_key("RS256")
+    with app.app_context():
+        upgrade(directory=MIGRATIONS, revision="0003")
+        for pair, created, retired in ((old, now - 5000, now - 30 + delay), (pending, now - 30, None)):
+            db.session.execute(text(
+                "INSERT INTO signing_keys (kid, alg, public_jwk, private_key_encrypted, created_at, retired_at) "
+                "VALUES (:kid, 'RS256', :jwk, :enc, :created, :retired)"),
+                {"kid": pair.kid, "jwk": public_jwk_json(pair), "created": created, "retired": retired,
+                 "enc": encrypt_private_key(pair.private_key, settings.key_encryption_key)})
+        db.session.execute(text("INSERT INTO organizations (org_id, name, created_at) VALUES ('org_a', 'A', 1)"))
+        db.session.execute(text("INSERT INTO accounts (account_id, org_id, name, kind, is_admin, created_at) "
+                                "VALUES ('acc_a', 'org_a', 'worker', 'service', false, 1)"))
+        db.session.execute(text("INSERT INTO clients (client_id, org_id, name, description, keys_version, created_at, "
+                                "updated_at) VALUES (:c, 'org_a', 'Old', '', 0, 1, 1)"), {"c": "c" * 32})
+        db.session.execute(text(
+            "INSERT INTO access_tokens (jti, client_id, account_id, secret_id, scope, audience, issued_at, expires_at) "
+            "VALUES ('old-jti', :c, 'acc_a', NULL, 'read', 'https://api.example', :now, :exp)"),
+            {"c": "c" * 32, "now": now, "exp": now + 600})
+        db.session.commit()
+
+        upgrade(directory=MIGRATIONS)
+        rows = {r.kid: r for r in db.session.execute(text(
+            "SELECT kid, created_at, activates_at, retired_at, withdrawn_at FROM signing_keys")).all()}
+        assert rows[old.kid].activates_at == now - 5000  # the first key signed from its creation
+        assert rows[pending.kid].activates_at == now - 30 + delay == rows[old.kid].retired_at
+        assert rows[old.kid].withdrawn_at is None and rows[pending.kid].withdrawn_at is None
+        assert db.session.execute(text("SELECT kid FROM access_tokens WHERE jti = 'old-jti'")).scalar_one() is None
+        assert {e["kid"]: e["state"] for e in list_signing_keys()} == {old.kid: "signing", pending.kid: "pending"}
+        keyring = app.extensions["authserver.oauth"].runtime.keyring
+        assert keyring.signing_key().kid == old.kid
+        clock.shift(delay)
+        try:
+            assert {e["kid"]: e["state"] for e in list_signing_keys()} == {old.kid: "retired", pending.kid: "signing"}
+            assert keyring.signing_key().kid == pending.kid
+        finally:
+            clock.reset()
         db.session.remove()
         db.engine.dispose()
