@@ -38,6 +38,10 @@ class Form:
     method: str
     enctype: str
     fields: dict = field(default_factory=dict)
+    formactions: list = field(default_factory=list)  # submit buttons that post the form elsewhere
+
+    def posts_to(self, action: str) -> bool:
+        return any(path_of(target).split("#")[0] == action for target in (self.action, *self.formactions))
 
 
 class FormParser(HTMLParser):
@@ -56,6 +60,8 @@ class FormParser(HTMLParser):
             self.forms.append(self._current)
         elif tag == "input" and self._current is not None and attrs.get("type") == "hidden" and attrs.get("name"):
             self._current.fields[attrs["name"]] = attrs.get("value") or ""
+        elif tag == "button" and self._current is not None and attrs.get("formaction"):
+            self._current.formactions.append(attrs["formaction"])
 
     def handle_endtag(self, tag):
         if tag == "form":
@@ -100,8 +106,7 @@ class Console:
     def form(self, page: str, action: str) -> Form:
         response = self.get(page)
         assert response.status_code == 200, (page, response.status_code)
-        candidates = [f for f in page_forms(response.get_data(as_text=True))
-                      if f.method == "post" and path_of(f.action).split("#")[0] == action]
+        candidates = [f for f in page_forms(response.get_data(as_text=True)) if f.method == "post" and f.posts_to(action)]
         assert candidates, f"no POST form to {action} on {page}"
         form = candidates[0]
         assert form.fields.get("csrf_token"), f"the form to {action} on {page} has no CSRF token"

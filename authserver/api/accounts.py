@@ -78,6 +78,7 @@ def get_account(ctx: CallContext, account_id: str):
 
 
 @operation("PATCH", "/accounts/{account_id}", summary="Disable an account", tag=TAG, body=AccountUpdate,
-           responses={200: AccountOut})
+           responses={200: AccountOut}, errors=(409,),
+           description="The organization's last active admin cannot be disabled (409): make another admin first.")
 def update_account(ctx: CallContext, account_id: str, body: AccountUpdate):
     return AccountOut.of(account_service.disable_account(account_id, ctx.org_id, actor=ctx.actor))

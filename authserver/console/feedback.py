@@ -24,14 +24,16 @@ def form_errors(exc: DomainError, fields: tuple[str, ...], default: str = "form"
     return FormErrors({field: exc.message}, status=exc.status)
 
 
-def attempt(fields: tuple[str, ...], action: Callable[..., T], *args, default: str = "form", **kwargs) -> tuple[T | None, FormErrors]:
-    """Run a service call. A refused rule becomes form errors; NotFound stays a 404 page."""
+def attempt(fields: tuple[str, ...], action: Callable[..., T], *args, default_field: str = "form",
+            **kwargs) -> tuple[T | None, FormErrors]:
+    """Run a service call. A refused rule becomes form errors (on `default_field` when the form has no
+    field of the name the service gives); NotFound stays a 404 page. Every other keyword goes to the service."""
     try:
         return action(*args, **kwargs), FormErrors()
     except NotFound:
         raise
     except DomainError as exc:
-        return None, form_errors(exc, fields, default)
+        return None, form_errors(exc, fields, default_field)
 
 
 def flash_errors(errors: FormErrors) -> None:

@@ -339,7 +339,7 @@ def add_client_key(client_id: str):
     key_form = {"key": request.form.get("key", ""), "kid": request.form.get("kid", "")}
     key, errors = attempt(
         KEY_FIELDS, add_key, client.client_id, key_form["key"], kid=key_form["kid"].strip() or None,
-        org_id=org_id(), actor=actor(), default="key",
+        org_id=org_id(), actor=actor(), default_field="key",
     )
     if key is None:
         return render_app_detail(client.client_id, status=errors.status, key_form=key_form, key_errors=errors)
@@ -373,10 +373,8 @@ def save_app_access(client_id: str, api_id: str):
     client = get_client(client_id, org_id())
     api = get_api(api_id, org_id())
     make_default = bool(request.form.get("default"))
-    grant, errors = attempt(
-        (), grant_client, client.client_id, api.api_id, request.form.getlist("scope"),
-        default=True if make_default else None, org_id=org_id(), actor=actor(),
-    )
+    grant, errors = attempt((), grant_client, client.client_id, api.api_id, request.form.getlist("scope"),
+                            default=True if make_default else None, org_id=org_id(), actor=actor())
     if errors:
         flash_errors(errors)
     else:

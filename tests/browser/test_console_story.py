@@ -1,6 +1,7 @@
 """The seed story in a real browser (Debian's Chromium, headless, driven by Playwright): sign in,
-register an app with an icon, add a key and a secret, read the secret once, reload and see it gone,
-get a token with it, delete it with the trash can, and see the next token request refused.
+register an app with an icon, add a key, give it API access, add a secret, read the secret once,
+reload and see it gone, get a token with it, delete it with the trash can, and see the next token
+request refused.
 
 A screenshot of each page goes to test-artifacts/screenshots/; the app details page is also copied to
 docs/screenshots/app-details.png, which the README shows."""
@@ -180,6 +181,15 @@ def test_the_seed_story_in_chromium(live_server, tmp_path):
             expect(page.get_by_role("status").first).to_contain_text("Added public key billing-key-1 (EC-P-256)")
             expect(page.locator("#keys table")).to_contain_text("billing-key-1")
 
+            # API access: the app may ask for the platform's `default` API, with its read scope, as its
+            # default API (the token requests below name no resource).
+            access = page.locator("form.access-form", has=page.get_by_text("http://localhost", exact=True))
+            access.get_by_label("read", exact=True).check()
+            access.get_by_label("Default API").check()
+            access.get_by_role("button", name="Save access to default").click()
+            expect(page.get_by_role("status").first).to_contain_text("“Billing service” may ask for “default” with read.")
+            expect(access.get_by_label("read", exact=True)).to_be_checked()
+
             # A service account to be the subject of the tokens.
             page.get_by_role("link", name="Service accounts").click()
             expect(page.get_by_text("No service accounts yet")).to_be_visible()
@@ -256,7 +266,8 @@ def test_the_seed_story_in_chromium(live_server, tmp_path):
 
             # The audit log tells the story.
             page.get_by_role("link", name="Audit log").click()
-            for action in ("client.created", "key.created", "account.created", "secret.created", "secret.deleted"):
+            for action in ("client.created", "key.created", "client.granted", "account.created", "secret.created",
+                           "secret.deleted"):
                 expect(page.get_by_role("cell", name=action, exact=True).first).to_be_visible()
             shot("audit-log")
 

@@ -75,11 +75,13 @@ def test_duplicate_email_is_a_conflict(http, manager):
 
 
 @pytest.mark.parametrize("method,suffix", [("POST", ""), ("PATCH", "/{account_id}")])
-def test_resource_server_flag_is_refused_on_accounts(http, manager, method, suffix):
+def test_operator_members_are_refused_on_accounts(http, manager, method, suffix):
+    """No account member makes a resource server (that is an API's own client, SPEC §9): naming one is
+    refused with the whole request."""
     path = f"{API}/accounts" + suffix.format(account_id=manager.tenant.account_id)
     payload = {"name": "Svc", "kind": "service", "resource_server": True} if method == "POST" else \
         {"disabled": True, "resource_server": True}
-    assert_problem(http.open(path, method=method, json=payload, headers=manager.headers()), 403, field="resource_server")
+    assert_problem(http.open(path, method=method, json=payload, headers=manager.headers()), 422, field="resource_server")
     db.session.expire_all()
     assert len(accounts_of(manager.org_id)) == 2
     assert db.session.get(Account, manager.tenant.account_id).disabled_at is None
@@ -111,3 +113,13 @@ def test_only_disabling_is_possible(http, manager, payload):
 def test_unknown_account_is_404(http, manager):
     assert_problem(http.get(f"{API}/accounts/acc_nope", headers=manager.headers()), 404)
     assert_problem(http.patch(f"{API}/accounts/acc_nope", json={"disabled": True}, headers=manager.headers()), 404)
+
+
+def test_the_last_active_admin_cannot_be_disabled(http, manager):
+    """Nobody could manage the organization any more: 409, and the admin stays active."""
+    response = http.patch(f"{API}/accounts/{manager.user_id}", json={"disabled": True}, headers=manager.headers())
+    body = assert_problem(response, 409)
+    assert "last active administrator" in body["detail"]
+    db.session.expire_all()
+    assert db.session.get(Account, manager.user_id).disabled_at is None
+    assert http.get(f"{API}/accounts", headers=manager.headers()).status_code == 200  # the token still works

@@ -92,7 +92,13 @@ def test_revoked_token_is_invalid(http, manager):
     _assert_invalid_token(http, manager.token)
 
 
+def another_admin(org_id: str) -> None:
+    """The organization's last active admin cannot be disabled: this one lets the test disable the other."""
+    create_account(org_id, "Second admin", "user", email="second-admin@example.com", is_admin=True)
+
+
 def test_token_of_a_disabled_account_is_invalid(http, manager):
+    another_admin(manager.org_id)
     disable_account(manager.user_id)
     _assert_invalid_token(http, manager.token)
 
@@ -103,7 +109,17 @@ def test_token_of_a_deleted_client_is_invalid(http, manager):
 
 
 def test_token_without_manage_scope_is_403_insufficient_scope(http, manager):
-    token = user_token(http, manager.tenant, manager.user_id, scope="read")
+    # A token for the management API (its aud) whose scope lacks `manage`: the operator gave the
+    # management API another scope, and the client holds only that one.
+    from authserver.services import apis
+
+    from ..conftest import MANAGEMENT_API, get_token
+
+    management = apis.builtin_api(apis.BUILTIN_MANAGEMENT)
+    apis.add_scope(management.api_id, "audit:read")
+    apis.grant_client(manager.tenant.client_id, management.api_id, "audit:read")
+    token = get_token(http, manager.tenant, assertion=manager.tenant.assertion(sub=manager.user_id),
+                      resource=MANAGEMENT_API)["access_token"]
     response = http.post(f"{API}/clients", json={"name": "x"}, headers={"Authorization": f"Bearer {token}"})
     body = assert_problem(response, 403)
     assert body["type"].endswith("#problem-insufficient-scope")
@@ -190,6 +206,7 @@ def test_session_changes_are_audited_with_the_session_account(app, http, manager
 def test_session_is_rechecked_on_every_request(app, http, manager):
     session_for(app, http, manager.user_id, manager.org_id)
     assert http.get(f"{API}/clients").status_code == 200
+    another_admin(manager.org_id)
     disable_account(manager.user_id)
     assert_problem(http.get(f"{API}/clients"), 401)
 

@@ -22,14 +22,14 @@ def events_of(org_id: str) -> int:
 
 def test_create_show_list_update_delete(http, manager):
     h = manager.headers()
-    created = http.post(f"{API}/clients", json={"name": "  Billing  ", "description": "Charges cards",
-                                                 "scope": "write read read"}, headers=h)
+    created = http.post(f"{API}/clients", json={"name": "  Billing  ", "description": "Charges cards"}, headers=h)
     assert created.status_code == 201
     body = created.get_json()
     client_id = body["client_id"]
     assert len(client_id) == 32 and int(client_id, 16) >= 0 and client_id == client_id.lower()
-    assert body["name"] == "Billing" and body["description"] == "Charges cards" and body["scope"] == "read write"
-    assert body["resource_server"] is False and body["client_type"] == "confidential" and body["icon_url"] is None
+    assert body["name"] == "Billing" and body["description"] == "Charges cards"
+    assert body["client_type"] == "confidential" and body["icon_url"] is None
+    assert "scope" not in body and "resource_server" not in body  # API access is its own resource: .../grants
     assert created.headers["Location"] == f"{API}/clients/{client_id}"
     stored = db.session.get(Client, client_id)
     assert stored.org_id == manager.org_id and stored.name == "Billing"
@@ -40,12 +40,12 @@ def test_create_show_list_update_delete(http, manager):
     listed = http.get(f"{API}/clients", headers=h).get_json()["items"]
     assert {c["client_id"] for c in listed} == {manager.tenant.client_id, client_id}
 
-    patched = http.patch(f"{API}/clients/{client_id}", json={"description": "", "scope": "read"}, headers=h)
+    patched = http.patch(f"{API}/clients/{client_id}", json={"description": ""}, headers=h)
     assert patched.status_code == 200
     assert patched.get_json()["name"] == "Billing"  # left out, left alone
-    assert patched.get_json()["description"] == "" and patched.get_json()["scope"] == "read"
+    assert patched.get_json()["description"] == ""
     db.session.expire_all()
-    assert db.session.get(Client, client_id).scope == "read"
+    assert db.session.get(Client, client_id).description == ""
 
     deleted = http.delete(f"{API}/clients/{client_id}", headers=h)
     assert deleted.status_code == 204 and deleted.data == b""
@@ -85,16 +85,20 @@ def test_confidential_auth_methods_are_accepted_and_others_refused(http, manager
     assert_problem(bad, 400, field="token_endpoint_auth_method")
 
 
+@pytest.mark.parametrize("member", [{"resource_server": True}, {"scope": "manage"}])
 @pytest.mark.parametrize("method,path_suffix", [("POST", ""), ("PATCH", "/{client_id}")])
-def test_resource_server_flag_cannot_be_set(http, manager, method, path_suffix):
+def test_a_client_carries_neither_scopes_nor_a_resource_server_flag(http, manager, method, path_suffix, member):
+    """What a client may get is its API access (PUT .../grants/{api_id}); which tokens it introspects follows
+    from the APIs it is bound to (PUT /apis/{api_id}/clients/{client_id}). Neither is a member of the client:
+    naming one is refused, and nothing changes."""
     path = f"{API}/clients" + path_suffix.format(client_id=manager.tenant.client_id)
-    response = http.open(path, method=method, json={"name": "Platform", "resource_server": True},
-                         headers=manager.headers())
-    body = assert_problem(response, 403, field="resource_server")
-    assert "operator" in body["detail"]
+    grants_before = http.get(f"{API}/clients/{manager.tenant.client_id}/grants", headers=manager.headers()).get_json()
+    response = http.open(path, method=method, json={"name": "Platform", **member}, headers=manager.headers())
+    assert_problem(response, 422, field=next(iter(member)))
     db.session.expire_all()
-    assert [c.resource_server for c in clients_of(manager.org_id)] == [False]
     assert [c.name for c in clients_of(manager.org_id)] == ["Acme backend"]
+    assert http.get(f"{API}/clients/{manager.tenant.client_id}/grants",
+                    headers=manager.headers()).get_json() == grants_before
 
 
 @pytest.mark.parametrize("payload,field", [
@@ -102,7 +106,6 @@ def test_resource_server_flag_cannot_be_set(http, manager, method, path_suffix):
     ({"name": "   "}, "name"),
     ({"name": "Bell\x07"}, "name"),
     ({"name": "ok", "description": "d" * 1001}, "description"),
-    ({"name": "ok", "scope": "bad\"scope"}, "scope"),
 ])
 def test_domain_rules_answer_400_with_the_field(http, manager, payload, field):
     before = events_of(manager.org_id)

@@ -7,7 +7,10 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from authserver.api.routing import OPERATIONS
 from authserver.extensions import db
-from authserver.models import Account, AuditEvent, Client, ClientKey, ClientSecret
+from authserver.models import (
+    Account, Api, ApiClient, ApiScope, AuditEvent, Client, ClientGrant, ClientKey, ClientSecret,
+)
+from authserver.services import apis as api_service
 from authserver.services.clients import update_client
 
 from ..conftest import public_pem
@@ -16,10 +19,21 @@ from .api_support import API, assert_problem, manager, other_manager, png_bytes 
 OBJECT_OPERATIONS = [op for op in OPERATIONS if op.path_parameters]
 
 
+SCOPE = "orders:read"
+
+
 def valid_request(op) -> dict:
     """Arguments of a request that would succeed on the caller's own object."""
     if op.endpoint == "update_client":
-        return {"json": {"name": "Hijacked", "scope": "everything"}}
+        return {"json": {"name": "Hijacked", "description": "Taken over"}}
+    if op.endpoint == "update_api":
+        return {"json": {"name": "Hijacked", "scopes": [{"name": "planted"}]}}
+    if op.endpoint == "delete_api":
+        return {"query_string": {"force": "true"}}
+    if op.endpoint == "add_api_scope":
+        return {"json": {"name": "planted"}}
+    if op.endpoint == "put_grant":
+        return {"json": {"scope": SCOPE, "default": True}}
     if op.endpoint == "put_client_icon":
         return {"data": png_bytes(), "content_type": "image/png"}
     if op.endpoint == "create_key":
@@ -29,12 +43,30 @@ def valid_request(op) -> dict:
     return {}
 
 
+def with_an_api(tenant, identifier: str) -> dict:
+    """The tenant's organization gets an API with one scope; the tenant's client holds access to it
+    (as its default) and is its own client. Returns the path parameters that name all of it."""
+    api = api_service.create_api("Orders", identifier, org_id=tenant.org_id, scopes=[SCOPE, "orders:write"])
+    api_service.grant_client(tenant.client_id, api.api_id, SCOPE, default=True)
+    api_service.bind_client(api.api_id, tenant.client_id)
+    update_client(tenant.client_id, icon=png_bytes())  # so the icon routes have something to find
+    return {"client_id": tenant.client_id, "secret_id": tenant.secret_id, "kid": tenant.kid,
+            "account_id": tenant.account_id, "api_id": api.api_id, "name": SCOPE}
+
+
 def snapshot(org_id: str) -> dict:
     db.session.expire_all()
     clients = db.session.query(Client).filter_by(org_id=org_id).all()
     client_ids = [c.client_id for c in clients]
+    api_ids = [a.api_id for a in db.session.query(Api).filter_by(org_id=org_id)]
     return {
-        "clients": [(c.client_id, c.name, c.scope, c.icon) for c in clients],
+        "clients": [(c.client_id, c.name, c.description, c.icon) for c in clients],
+        "apis": sorted((a.api_id, a.name, a.identifier) for a in db.session.query(Api).filter_by(org_id=org_id)),
+        "scopes": sorted((s.api_id, s.name) for s in db.session.query(ApiScope).filter(ApiScope.api_id.in_(api_ids))),
+        "grants": sorted((g.client_id, g.api_id, g.scope, g.is_default)
+                         for g in db.session.query(ClientGrant).filter(ClientGrant.client_id.in_(client_ids))),
+        "bound": sorted((b.api_id, b.client_id)
+                        for b in db.session.query(ApiClient).filter(ApiClient.api_id.in_(api_ids))),
         "secrets": sorted(s.secret_id for s in db.session.query(ClientSecret).filter(ClientSecret.client_id.in_(client_ids))),
         "keys": sorted(k.kid for k in db.session.query(ClientKey).filter(ClientKey.client_id.in_(client_ids))),
         "accounts": sorted((a.account_id, a.disabled_at) for a in db.session.query(Account).filter_by(org_id=org_id)),
@@ -47,15 +79,16 @@ def test_every_object_operation_is_covered():
         "get_client", "update_client", "delete_client", "get_client_icon", "put_client_icon", "delete_client_icon",
         "list_secrets", "create_secret", "get_secret", "delete_secret", "list_keys", "create_key", "get_key",
         "delete_key", "get_account", "update_account",
+        "get_api", "update_api", "delete_api", "add_api_scope", "remove_api_scope", "bind_api_client",
+        "unbind_api_client", "list_grants", "put_grant", "delete_grant",
     }
 
 
 @pytest.mark.parametrize("op", OBJECT_OPERATIONS, ids=lambda op: f"{op.method} {op.path}")
 def test_another_organizations_objects_are_404(http, manager, other_manager, op):
     victim = other_manager.tenant
-    update_client(victim.client_id, icon=png_bytes())  # so the icon routes have something to find
-    ids = {"client_id": victim.client_id, "secret_id": victim.secret_id, "kid": victim.kid,
-           "account_id": victim.account_id}
+    ids = with_an_api(victim, "https://api.globex.test/orders")
+    with_an_api(manager.tenant, "https://api.acme.test/orders")  # the caller has the same kinds of objects
     before = snapshot(victim.org_id)
     path = API + op.path.format(**{name: ids[name] for name in op.path_parameters})
     response = http.open(path, method=op.method, headers=manager.headers(), **valid_request(op))
@@ -72,20 +105,30 @@ def test_another_organizations_objects_are_404(http, manager, other_manager, op)
 @pytest.mark.parametrize("op", OBJECT_OPERATIONS, ids=lambda op: f"{op.method} {op.path}")
 def test_the_same_request_on_ones_own_object_is_not_404(http, manager, op):
     """The control of the test above: what answers 404 across organizations works at home."""
-    own = manager.tenant
-    update_client(own.client_id, icon=png_bytes())
-    ids = {"client_id": own.client_id, "secret_id": own.secret_id, "kid": own.kid, "account_id": own.account_id}
+    ids = with_an_api(manager.tenant, "https://api.acme.test/orders")
     path = API + op.path.format(**{name: ids[name] for name in op.path_parameters})
     response = http.open(path, method=op.method, headers=manager.headers(), **valid_request(op))
     assert 200 <= response.status_code < 300, (op.endpoint, response.status_code, response.get_data(as_text=True))
 
 
 def test_lists_show_only_the_callers_objects(http, manager, other_manager):
+    own_api = with_an_api(manager.tenant, "https://api.acme.test/orders")["api_id"]
+    with_an_api(other_manager.tenant, "https://api.globex.test/orders")
+
+    platform = {a.api_id for a in db.session.query(Api).filter(Api.org_id.is_(None))}
+
+    def items(path, who):
+        found = http.get(API + path, headers=who.headers()).get_json()["items"]
+        return [item for item in found if item.get("api_id") not in platform]  # platform APIs are everyone's
+
     for path, key, own in [("/clients", "client_id", manager.tenant.client_id),
-                           ("/accounts", "account_id", manager.tenant.account_id)]:
-        mine = {item[key] for item in http.get(API + path, headers=manager.headers()).get_json()["items"]}
-        theirs = {item[key] for item in http.get(API + path, headers=other_manager.headers()).get_json()["items"]}
-        assert own in mine and own not in theirs and mine.isdisjoint(theirs)
+                           ("/accounts", "account_id", manager.tenant.account_id),
+                           ("/apis", "api_id", own_api),
+                           (f"/clients/{manager.tenant.client_id}/grants", "api_id", own_api)]:
+        mine = {item[key] for item in items(path, manager)}
+        theirs = {item[key] for item in items(path.replace(manager.tenant.client_id, other_manager.tenant.client_id),
+                                              other_manager)}
+        assert own in mine and own not in theirs and mine.isdisjoint(theirs), path
 
 
 def test_secrets_and_keys_of_another_org_cannot_be_reached_through_ones_own_client(http, manager, other_manager):

@@ -4,6 +4,7 @@ that breaks the document."""
 from __future__ import annotations
 
 import re
+import secrets
 import time
 
 import pytest
@@ -13,6 +14,7 @@ from hypothesis import strategies as st
 from schemathesis import GenerationMode
 
 from authserver.api.routing import OPERATIONS
+from authserver.services import apis as api_service
 from authserver.services.accounts import create_account
 from authserver.services.client_keys import add_key
 from authserver.services.client_secrets import add_secret
@@ -104,16 +106,29 @@ CHECKS = ["not_a_server_error", "status_code_conformance", "content_type_conform
 LIVE = "live-object"  # a path parameter replaced by an object that exists, made fresh for the example
 
 
+LIVE_API = "Fuzz target API"
+LIVE_SCOPE = "fuzz:read"
+
+
 def live_objects(org_id: str) -> dict:
-    """A client with a secret, a key and an icon, and a service account: targets for every path."""
+    """A client with a secret, a key and an icon, a service account, and an API with two scopes that the
+    client holds access to and is bound to: targets for every path."""
     client = register_client(org_id, "Fuzz target", icon=png_bytes())
     secret = add_secret(client.client_id)
     from cryptography.hazmat.primitives.asymmetric import ec
 
     key = add_key(client.client_id, public_pem(ec.generate_private_key(ec.SECP256R1())), kid="fuzz-key")
     account = create_account(org_id, "Fuzz service", "service")
+    # An organization may have only so many APIs: the previous examples' targets make room.
+    for old in api_service.list_apis(org_id):
+        if old.name == LIVE_API:
+            api_service.delete_api(old.api_id, org_id, force=True)
+    api = api_service.create_api(LIVE_API, f"https://fuzz.example.test/{secrets.token_hex(6)}", org_id=org_id,
+                                 scopes=[LIVE_SCOPE, "fuzz:write"])
+    api_service.grant_client(client.client_id, api.api_id, LIVE_SCOPE)
+    api_service.bind_client(api.api_id, client.client_id)
     return {"client_id": client.client_id, "secret_id": secret.secret_id, "kid": key.kid,
-            "account_id": account.account_id}
+            "account_id": account.account_id, "api_id": api.api_id, "name": LIVE_SCOPE}
 
 
 @pytest.mark.parametrize("mode", [GenerationMode.POSITIVE, GenerationMode.NEGATIVE], ids=lambda m: m.value)

@@ -7,6 +7,7 @@ from sqlalchemy import func, select
 
 from authserver.extensions import db
 from authserver.models import AccessToken, AuditEvent, Client
+from authserver.services.apis import list_grants
 from authserver.services.clients import get_client, register_client
 
 from ..conftest import get_token, make_tenant
@@ -41,11 +42,12 @@ def test_register_an_app_with_icon_and_description(console, console_admin):
     client_id = response.headers["Location"].rsplit("/", 1)[1]
     client = get_client(client_id)
     assert client.org_id == console_admin.org_id and client.name == "Billing backend" and client.description == "Charges customers."
-    assert client.resource_server is False
+    assert list_grants(client_id) == []  # API access is chosen next, on the app's page
     with Image.open(io.BytesIO(client.icon)) as icon:
         assert icon.format == "PNG" and max(icon.size) <= 256  # re-encoded and bounded
     page = text(console.get(response.headers["Location"]))
-    assert "Registered “Billing backend”" in page
+    assert "Registered “Billing backend”" in page and "choose the APIs it may call" in page
+    assert 'id="access"' in page and "API access" in page
     assert f'value="{client_id}"' in page and 'data-copy-target="client-id"' in page
     listing = text(console.get("/console/apps"))
     assert "Billing backend" in listing and client_id in listing
@@ -125,15 +127,48 @@ def test_overlong_description_is_refused(console):
     assert client_count() == 0
 
 
-def test_the_resource_server_flag_cannot_be_set_from_the_console(console):
+def test_the_console_cannot_make_a_platform_api_nor_bind_another_orgs_app(console, console_admin):
+    """What the operator alone decides (platform APIs, which orgs they are open to, resource servers that
+    introspect for them) cannot be reached from the console, whatever the form sends."""
+    from authserver.models import Api, ApiClient
+
+    from authserver.services import apis
+
+    # Registering an app: extra fields that once set scopes or the resource-server flag do nothing.
     response = console.submit(NEW, NEW, {"name": "Sneaky", "resource_server": "1", "scope": "manage"})
-    client = get_client(response.headers["Location"].rsplit("/", 1)[1])
-    assert client.resource_server is False
-    edit = f"/console/apps/{client.client_id}/edit"
-    console.submit(edit, edit, {"name": "Sneaky", "description": "", "resource_server": "true"})
+    client_id = response.headers["Location"].rsplit("/", 1)[1]
+    assert list_grants(client_id) == []
+    # Registering an API: it is the organization's, never the platform's, nor open to anyone else.
+    created = console.submit("/console/apis/new", "/console/apis/new", {
+        "name": "Platformish", "identifier": "https://api.acme.test/p", "scopes": "",
+        "platform": "1", "open_to_all": "1", "org_id": "", "builtin": "management"})
+    assert created.status_code == 303
+    api = db.session.scalars(select(Api).where(Api.identifier == "https://api.acme.test/p")).one()
+    assert (api.org_id, api.open_to_all, api.builtin) == (console_admin.org_id, False, None)
+    # An identifier below the server's own URL is reserved for the platform's APIs.
+    reserved = console.submit("/console/apis/new", "/console/apis/new",
+                              {"name": "Fake management", "identifier": "http://localhost/api/v2", "scopes": ""})
+    assert reserved.status_code == 400 and "reserved for platform APIs" in text(reserved)
+    # The platform's APIs are read-only: their page has no form, and a forged POST is refused.
+    management = apis.builtin_api(apis.BUILTIN_MANAGEMENT)
+    page = text(console.get(f"/console/apis/{management.api_id}"))
+    assert "read-only" in page and f"/console/apis/{management.api_id}/rename" not in page
+    token = console.form(NEW, NEW).fields["csrf_token"]
+    mine = register_client(console_admin.org_id, "Mine").client_id
+    for action, data in [("/rename", {"name": "Mine now"}), ("/scopes", {"name": "planted"}),
+                         ("/clients", {"client_id": mine}), ("/delete", {"confirmed_apps": ""}),
+                         ("/scopes/manage/delete", {})]:
+        refused = console.post(f"/console/apis/{management.api_id}{action}", data={"csrf_token": token, **data})
+        assert refused.status_code == 403, action
+        assert "operator" in text(refused)
     db.session.expire_all()
-    assert get_client(client.client_id).resource_server is False
-    assert "resource_server" not in text(console.get(edit)) and "resource_server" not in text(console.get(NEW))
+    assert db.session.get(Api, management.api_id).name == management.name
+    assert [s.name for s in apis.scopes_of(management)] == ["manage"]
+    # Another organization's app cannot become the own app of this organization's API.
+    other = make_tenant("Globex")
+    bind = console.post(f"/console/apis/{api.api_id}/clients", data={"csrf_token": token, "client_id": other.client_id})
+    assert bind.status_code == 404
+    assert db.session.scalars(select(ApiClient)).all() == []
 
 
 def test_html_in_names_is_escaped_on_every_page(console, console_admin):

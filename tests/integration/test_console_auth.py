@@ -110,6 +110,7 @@ def test_a_user_who_is_not_an_admin_cannot_use_the_console(app, console_admin):
 def test_a_disabled_admin_cannot_sign_in(app, console_admin):
     from authserver.services.accounts import disable_account
 
+    make_admin(org_id=console_admin.org_id)  # the organization's last admin cannot be disabled
     disable_account(console_admin.account_id)
     response = Console(app.test_client()).sign_in(console_admin)
     assert response.status_code == 400
@@ -170,6 +171,7 @@ def test_disabling_the_admin_ends_the_session(app, console_admin):
     from authserver.services.accounts import disable_account
 
     console = signed_in(app, console_admin)
+    make_admin(org_id=console_admin.org_id)  # the organization's last admin cannot be disabled
     disable_account(console_admin.account_id)
     assert console.get("/console/accounts").status_code == 303
 

@@ -10,6 +10,7 @@ from sqlalchemy import func, select
 from authserver.extensions import db
 from authserver.models import AuditEvent, ClientKey, ClientSecret
 from authserver.services.accounts import create_account
+from authserver.services.apis import BUILTIN_DEFAULT, builtin_api
 from authserver.services.client_secrets import list_secrets
 from authserver.services.clients import register_client
 
@@ -79,6 +80,12 @@ def test_secret_and_key_from_the_console_get_a_token_until_the_trash_can(console
     secret, _ = add_secret(console, page)
     (row,) = list_secrets(client_id)
     caller = Tenant(console_admin.org_id, service.account_id, client_id, row.secret_id, secret, "console-key", private_key)
+    # Without API access there is no token; the app page's checkboxes give it.
+    refused = http.post("/oauth/token", data=caller.token_form(), headers=caller.auth())
+    assert refused.status_code == 400 and refused.get_json()["error"] == "invalid_target"
+    default_api = builtin_api(BUILTIN_DEFAULT)
+    granted = console.submit(page, f"{page}/access/{default_api.api_id}", {"scope": "read", "default": "1"})
+    assert granted.status_code == 303 and granted.headers["Location"] == page + "#access"
 
     token = http.post("/oauth/token", data=caller.token_form(), headers=caller.auth())
     assert token.status_code == 200, token.get_json()

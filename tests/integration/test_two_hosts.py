@@ -45,7 +45,9 @@ def cluster(tmp_path_factory):
     cli(env_a, "init")
     org = cli(env_a, "org", "create", "Two hosts")["org_id"]
     account = cli(env_a, "account", "create", org, "worker", "--kind", "service")["account_id"]
-    client_id = cli(env_a, "client", "create", org, "Backend", "--scope", "read")["client_id"]
+    client_id = cli(env_a, "client", "create", org, "Backend")["client_id"]
+    cli(env_a, "api", "create", "--org", org, "Orders", "https://orders.acme.test", "--scope", "read")
+    cli(env_a, "client", "grant", client_id, "https://orders.acme.test", "--scope", "read")
     key = ec.generate_private_key(ec.SECP256R1())
     key_file = root / "client.pub.pem"
     key_file.write_bytes(public_pem(key))
