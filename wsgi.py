@@ -1,3 +1,1 @@
-from authserver import create_app
-
-app = create_app()
+from authserver.wsgi import app  # noqa: F401  (the application lives in the package)

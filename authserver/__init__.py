@@ -10,7 +10,7 @@ from flask.sessions import SecureCookieSessionInterface
 from sqlalchemy import event, text
 from sqlalchemy.engine import Engine
 
-from .config import PROJECT_ROOT, Settings, load_settings
+from .config import MIGRATIONS_DIR, Settings, load_settings
 from .extensions import csrf, db, migrate
 
 __version__ = "0.1.0"
@@ -98,7 +98,7 @@ def create_app(overrides: dict | None = None) -> Flask:
                                 x_host=settings.trusted_proxies)
 
     db.init_app(app)
-    migrate.init_app(app, db, directory=str(PROJECT_ROOT / "migrations"))
+    migrate.init_app(app, db, directory=str(MIGRATIONS_DIR))
     csrf.init_app(app)
     with app.app_context():
         if settings.database_url.startswith("sqlite"):

@@ -11,7 +11,7 @@ from pathlib import Path
 import click
 
 from . import clock
-from .config import PROJECT_ROOT, ConfigError
+from .config import MIGRATIONS_DIR, ConfigError
 from .errors import DomainError
 
 
@@ -72,7 +72,7 @@ def initialise() -> dict:
 
     from .services.apis import ensure_platform_apis
 
-    upgrade(directory=str(PROJECT_ROOT / "migrations"))
+    upgrade(directory=str(MIGRATIONS_DIR))
     key = ensure_signing_key()
     apis = ensure_platform_apis()
     return {"signing_kid": key.kid, "signing_alg": key.alg, **apis}
@@ -89,7 +89,7 @@ def init():
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=int)
-@click.option("--workers", default=None, type=int, help="gunicorn workers (default from config/gunicorn.conf.py)")
+@click.option("--workers", default=None, type=int, help="gunicorn workers (default: 2 per core, at most 8)")
 @click.option("--json", "as_json", is_flag=True, help="Print where it serves as one JSON document on stdout.")
 def serve(host: str, port: int, workers: int | None, as_json: bool):
     """Initialise if needed, then serve with gunicorn.
@@ -126,11 +126,10 @@ def serve(host: str, port: int, workers: int | None, as_json: bool):
     click.echo(f"  metadata: http://{host}:{port}/.well-known/oauth-authorization-server", err=True)
     click.echo(f"  console:  http://{host}:{port}/console", err=True)
     click.echo("  next: in another terminal, run '.venv/bin/authserver demo' for a ready client and a curl line", err=True)
-    argv = [sys.executable, "-m", "gunicorn", "-c", str(PROJECT_ROOT / "config" / "gunicorn.conf.py"),
-            "--pythonpath", str(PROJECT_ROOT), "-b", f"{host}:{port}"]
+    argv = [sys.executable, "-m", "gunicorn", "-c", "python:authserver.gunicorn_conf", "-b", f"{host}:{port}"]
     if workers:
         argv += ["-w", str(workers)]
-    argv.append("wsgi:app")
+    argv.append("authserver.wsgi:app")
     os.execv(sys.executable, argv)
 
 

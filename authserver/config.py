@@ -1,4 +1,4 @@
-"""Settings: defaults from config/defaults.toml, overridden by AUTHSERVER_* environment variables."""
+"""Settings: defaults from authserver/defaults.toml, overridden by AUTHSERVER_* environment variables."""
 from __future__ import annotations
 
 import base64
@@ -8,8 +8,9 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-DEFAULTS_FILE = PROJECT_ROOT / "config" / "defaults.toml"
+PACKAGE_ROOT = Path(__file__).resolve().parent
+DEFAULTS_FILE = PACKAGE_ROOT / "defaults.toml"
+MIGRATIONS_DIR = PACKAGE_ROOT / "migrations"
 ENV_PREFIX = "AUTHSERVER_"
 SIGNING_ALGS = ("RS256", "ES256", "EdDSA")
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import multiprocessing
 
-_flag = None  # a RawValue made by the master before it forks workers (see config/gunicorn.conf.py)
+_flag = None  # a RawValue made by the master before it forks workers (see authserver/gunicorn_conf.py)
 
 
 def prepare() -> None:

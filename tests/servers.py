@@ -40,11 +40,12 @@ def server_env(instance: Path, issuer: str, **extra: str) -> dict:
 
 
 @contextlib.contextmanager
-def running_server(env: dict, port: int, workers: int = 2, log_path: Path | None = None, cwd: Path | None = None):
+def running_server(env: dict, port: int, workers: int = 2, log_path: Path | None = None, cwd: Path | None = None,
+                   executable: str = AUTHSERVER):
     """`authserver serve` on 127.0.0.1:port until the block ends; waits (bounded) for /readyz."""
     log = open(log_path or os.devnull, "wb")
     proc = subprocess.Popen(
-        [AUTHSERVER, "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)],
+        [executable, "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)],
         env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, cwd=cwd,
     )
     base = f"http://127.0.0.1:{port}"

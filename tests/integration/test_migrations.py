@@ -13,12 +13,12 @@ from flask_migrate import upgrade
 from sqlalchemy import inspect, text
 
 from authserver import create_app
-from authserver.config import PROJECT_ROOT
+from authserver.config import MIGRATIONS_DIR
 from authserver.extensions import db
 
 from ..conftest import PG_URL
 
-MIGRATIONS = str(PROJECT_ROOT / "migrations")
+MIGRATIONS = str(MIGRATIONS_DIR)
 
 
 @pytest.fixture(params=["sqlite", "postgresql"] if PG_URL else ["sqlite"])

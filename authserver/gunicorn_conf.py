@@ -1,0 +1,101 @@
+"""gunicorn settings for `authserver serve` (each can be overridden on the command line)."""
+import multiprocessing
+import os
+
+bind = "127.0.0.1:8000"
+workers = int(os.environ.get("AUTHSERVER_WORKERS", min(multiprocessing.cpu_count() * 2, 8)))
+worker_class = "sync"
+timeout = 30
+graceful_timeout = 20
+keepalive = 5
+max_requests = 0
+# The application writes its own structured access log (path only, no query string, no bodies).
+accesslog = None
+errorlog = "-"
+loglevel = "info"
+preload_app = False
+# No runtime control socket: several servers may run side by side on one host.
+control_socket_disable = True
+
+
+def child_exit(server, worker):
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid)
+
+
+# Expired token records and used assertion ids are purged by a separate process, never on the
+# request path. AUTHSERVER_PURGE_INTERVAL=0 turns it off (e.g. when a cron job runs `authserver purge`).
+_purger = None
+
+
+def _die_with_parent():
+    """Runs in the purger before exec: the kernel sends it SIGTERM when the master dies, even by SIGKILL."""
+    import ctypes
+    import signal
+
+    PR_SET_PDEATHSIG = 1
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    except OSError:  # not Linux: the purger's own parent check ends it instead
+        pass
+
+
+def on_starting(server):
+    """SIGTERM drains: /readyz turns 503 at once, serving goes on for AUTHSERVER_DRAIN_SECONDS, then
+    the usual graceful stop (workers finish their current request, up to graceful_timeout)."""
+    import time
+    import types
+
+    from authserver import lifecycle
+    from authserver.config import load_settings
+
+    lifecycle.prepare()
+    drain = load_settings().drain_seconds
+    state = {"until": None}
+
+    def handle_term(arbiter):
+        if state["until"] is None:
+            lifecycle.start_draining()
+            state["until"] = time.monotonic() + drain
+            arbiter.log.info("SIGTERM: draining for %s s (/readyz answers 503), then stopping", drain)
+        if drain <= 0:
+            raise StopIteration
+
+    original_manage = server.manage_workers
+
+    def manage_workers(arbiter):
+        if state["until"] is not None and time.monotonic() >= state["until"]:
+            raise StopIteration  # the run loop then stops gracefully
+        original_manage()
+
+    server.handle_term = types.MethodType(handle_term, server)
+    server.manage_workers = types.MethodType(manage_workers, server)
+
+
+def post_fork(server, worker):
+    # A worker whose master is killed (SIGKILL) stops at once instead of at its next timeout check.
+    _die_with_parent()
+
+
+def when_ready(server):
+    global _purger
+    import subprocess
+    import sys
+
+    interval = int(os.environ.get("AUTHSERVER_PURGE_INTERVAL", "300"))
+    if interval > 0:
+        _purger = subprocess.Popen(
+            [sys.executable, "-m", "authserver.cli", "purge", "--every", str(interval), "--parent", str(os.getpid())],
+            preexec_fn=_die_with_parent,
+        )
+
+
+def on_exit(server):
+    if _purger is not None and _purger.poll() is None:
+        _purger.terminate()
+        try:
+            _purger.wait(timeout=5)
+        except Exception:
+            _purger.kill()
