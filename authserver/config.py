@@ -39,6 +39,7 @@ class Settings:
     database_statement_timeout_ms: int
     database_lock_timeout_ms: int
     drain_seconds: int
+    request_deadline_seconds: int
     signing_key_refresh: int
     signing_key_activation_delay: int
     rate_limit_auth_failures_per_client: int
@@ -144,6 +145,7 @@ def load_settings(overrides: dict | None = None) -> Settings:
         database_statement_timeout_ms=as_int("database_statement_timeout_ms"),
         database_lock_timeout_ms=as_int("database_lock_timeout_ms"),
         drain_seconds=as_int("drain_seconds"),
+        request_deadline_seconds=as_int("request_deadline_seconds"),
         signing_key_refresh=as_int("signing_key_refresh", 1),
         signing_key_activation_delay=as_int("signing_key_activation_delay"),
         rate_limit_auth_failures_per_client=as_int("rate_limit_auth_failures_per_client"),

@@ -4,7 +4,10 @@ Authlib's JWTBearerGrant finds the client from the assertion's iss and does not 
 Here the client authenticates at the token endpoint first, and iss must then be that client."""
 from __future__ import annotations
 
+import time
+
 from authlib.oauth2.rfc7523 import JWTBearerGrant
+from flask import g
 from .. import store
 from ..services.apis import is_valid_identifier
 from ..services.common import parse_scope_parameter
@@ -19,6 +22,16 @@ from .errors import (
 from .replay import AssertionReplayed, ReplayCacheUnavailable
 
 REPLAYED = "The assertion was already used: each jti is accepted once."
+
+
+class DeadlinePassed(Exception):
+    pass
+
+
+def _past_deadline(limit: int) -> bool:
+    """Whether this request has run longer than `limit` seconds (0: no limit)."""
+    started = getattr(g, "started", None)
+    return bool(limit) and started is not None and time.perf_counter() - started > limit
 
 
 class ConfidentialJWTBearerGrant(JWTBearerGrant):
@@ -104,7 +117,16 @@ class ConfidentialJWTBearerGrant(JWTBearerGrant):
                 replay.remember(client.client_id, verified.jti, jti_expires)
                 remembered = True
                 save_access_token(issued)
+                if _past_deadline(runtime.settings.request_deadline_seconds):
+                    # The client has most likely given up (a slow or hung database): a token it never
+                    # receives must not be stored either.
+                    raise DeadlinePassed()
                 store.commit()
+            except DeadlinePassed:
+                store.rollback()
+                replay.forget(client.client_id, verified.jti)
+                raise TemporarilyUnavailableError(
+                    description="The request took too long and was rolled back; send it again.") from None
             except AssertionReplayed:
                 store.rollback()
                 raise InvalidGrantError(description=REPLAYED) from None

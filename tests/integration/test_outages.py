@@ -207,3 +207,37 @@ def test_a_hung_redis_costs_one_timeout_not_one_per_request(tmp_path, sqlite_tem
         assert _count(app, AccessToken) == 2
         with app.app_context():
             db.engine.dispose()
+
+
+@pg_only
+def test_a_request_past_its_deadline_is_rolled_back_not_committed(tmp_path, sqlite_template, pg_template_ready):
+    """Another transaction holds the lock the token transaction needs for longer than the request
+    deadline: the client gets 503, nothing is stored, and the same assertion works afterwards."""
+    import threading
+    import time
+
+    from authserver import clock
+    from authserver.ratelimit import _bucket
+
+    app = make_app(tmp_path, sqlite_template, "postgresql", pg_template_ready, request_deadline_seconds=1)
+    http = app.test_client()
+    tenant = _tenant(app)
+    assertion = tenant.assertion()
+    bucket, expires_at = _bucket("token:client:" + tenant.client_id, clock.now())
+    holder = psycopg.connect(_admin_dsn())
+    holder.execute("INSERT INTO rate_limit_counters (bucket, count, expires_at) VALUES (%s, 1, %s)", (bucket, expires_at))
+    releaser = threading.Timer(1.5, holder.rollback)  # the lock goes after 1.5 s, past the 1 s deadline
+    releaser.start()
+    try:
+        started = time.monotonic()
+        response = http.post("/oauth/token", data=tenant.token_form(assertion), headers=tenant.auth())
+        assert time.monotonic() - started >= 1.4
+    finally:
+        releaser.join()
+        holder.close()
+    assert_oauth_error(response, 503, "temporarily_unavailable")
+    assert _count(app, AccessToken) == 0 and _count(app, UsedAssertion) == 0
+    again = http.post("/oauth/token", data=tenant.token_form(assertion), headers=tenant.auth())
+    assert again.status_code == 200, again.get_json()
+    with app.app_context():
+        db.engine.dispose()
