@@ -4,11 +4,16 @@ import os
 
 bind = "127.0.0.1:8000"
 workers = int(os.environ.get("AUTHSERVER_WORKERS", min(multiprocessing.cpu_count() * 2, 8)))
-worker_class = "sync"
+# gevent workers: an idle or slowly-sending connection waits in a greenlet instead of holding a whole
+# worker, so hundreds of them do not stop others being served (sync and gthread workers stall with a
+# handful: bench/slowclients/README.md). keepalive also bounds how long a request head may take.
+worker_class = "gevent"
+worker_connections = 1000
 timeout = 30
 graceful_timeout = 20
 keepalive = 5
 max_requests = 0
+# Never preload: gevent patches each worker before the application (and its locks) is imported.
 # The application writes its own structured access log (path only, no query string, no bodies).
 accesslog = None
 errorlog = "-"

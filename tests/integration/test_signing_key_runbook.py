@@ -105,7 +105,8 @@ class Deployment:
     def introspect_on_both_workers(self, token: str) -> list[dict]:
         """Answers to concurrent introspections over fresh connections, until both workers answered."""
         answers = []
-        for _ in range(5):
+        # gevent workers each accept as many connections as arrive, so a round may land on one worker.
+        for _ in range(30):
             before = per_worker(self.instance, self.port, "/oauth/introspect")
             with ThreadPoolExecutor(max_workers=PARALLEL) as pool:
                 answers += list(pool.map(lambda _: self.introspect(token), range(12), timeout=60))
