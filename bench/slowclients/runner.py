@@ -20,7 +20,7 @@ For each candidate, in one run and in order (sync first, sync again last as a dr
      healthz    GET /healthz on a new connection each time
      token      POST /oauth/token (fresh assertion) on a new connection each time
      token-ka   POST /oauth/token on one kept-alive connection (new one only when the server closes it)
-5. load: wrk -t2 -c16 with bench/wrk/token.lua (keep-alive) and bench/slowclients/token_close.lua
+5. load: wrk -t2 -c16 with bench/wrk/token.lua, with keep-alive and with WRK_CONNECTION_CLOSE=1
    ("Connection: close"), --wrk-seconds each, server CPU ms per token from /proc of its process tree.
 
 Results: a Markdown table on stdout and in bench/slowclients/results.md (or --output), raw JSON
@@ -226,7 +226,9 @@ def load(server, args, setup, work: Path, keepalive: bool) -> dict:
     path = work / f"assertions-{'ka' if keepalive else 'close'}.txt"
     count = max(3000, args.wrk_seconds * 2500)
     benchrun.write_assertion_file(path, setup, count)
-    script = benchrun.WRK_DIR / "token.lua" if keepalive else HERE / "token_close.lua"
+    script = benchrun.WRK_DIR / "token.lua"
+    # token.lua sends "Connection: close" on every request when this is set.
+    os.environ["WRK_CONNECTION_CLOSE"] = "0" if keepalive else "1"
     pid = server.proc.pid
     cpu0, _ = benchrun.tree_cpu_seconds(pid)
     busy0, wrk0 = benchrun.machine_busy_seconds(), benchrun.children_cpu_seconds()

@@ -34,6 +34,9 @@ function init(args)
       ["Authorization"] = auth,
       ["Accept"] = "application/json",
    }
+   if os.getenv("WRK_CONNECTION_CLOSE") == "1" then
+      headers["Connection"] = "close"  -- a new TCP connection per request (bench/slowclients)
+   end
    local prefix = "grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Ajwt-bearer&assertion="
    reqs = {}
    local i = 0
