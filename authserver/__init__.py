@@ -71,7 +71,12 @@ def _private_sqlite_file(database_url: str) -> None:
 
 def create_app(overrides: dict | None = None) -> Flask:
     settings = load_settings(overrides)
-    settings.instance_path.mkdir(parents=True, exist_ok=True)
+    try:
+        settings.instance_path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        from .config import ConfigError
+
+        raise ConfigError(f"the instance directory {settings.instance_path} cannot be created: {exc.strerror}") from None
     if settings.database_url.startswith("sqlite"):
         _private_sqlite_file(settings.database_url)
     app = Flask(__name__, instance_path=str(settings.instance_path), instance_relative_config=False)
@@ -196,6 +201,12 @@ def _register_health(app: Flask) -> None:
                 db.session.rollback()
             except Exception:  # the connection is gone; the session starts afresh next time
                 pass
+        if checks["database"] == "ok":
+            try:  # the key-encryption key must open the signing key, or every token request would fail
+                app.extensions["authserver.oauth"].runtime.keyring.signing_key()
+            except Exception:  # a wrong key-encryption key, or no signing key at all
+                note_outage("signing key", RuntimeError("the current signing key cannot be loaded"))
+                checks["signing_key"] = "unusable"
         redis_client = app.extensions.get("authserver.redis")
         if redis_client is not None:
             try:

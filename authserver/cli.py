@@ -133,6 +133,41 @@ def serve(host: str, port: int, workers: int | None, as_json: bool):
     os.execv(sys.executable, argv)
 
 
+# --- configuration ----------------------------------------------------------------------------
+
+@main.group()
+def config():
+    """Check the configuration, or generate production secrets."""
+
+
+@config.command("check")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document on stdout.")
+def config_check(as_json):
+    """Run the startup checks: settings, instance directory, database, schema, key-encryption key, Redis.
+
+    Exit codes: 2 settings, 10 instance directory, 11 database, 12 schema, 13 key-encryption key, 14 Redis."""
+    from .checks import CheckFailed, run_checks
+
+    app = _app()
+    with app.app_context():
+        try:
+            results = run_checks(app)
+        except CheckFailed as failed:
+            _fail(failed.message, failed.exit_code)
+    _emit(as_json, {"ok": True, "checks": results}, "\n".join(f"ok: {line}" for line in results))
+
+
+@config.command("generate")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document on stdout.")
+def config_generate(as_json):
+    """Print fresh secrets for a production deployment as environment lines (share them between hosts)."""
+    import secrets as _secrets
+
+    values = {name: _secrets.token_urlsafe(32) for name in
+              ("AUTHSERVER_SECRET_PEPPER", "AUTHSERVER_KEY_ENCRYPTION_KEY", "AUTHSERVER_SESSION_KEY")}
+    _emit(as_json, values, "\n".join(f"{k}={v}" for k, v in values.items()))
+
+
 # --- organizations and accounts -------------------------------------------------------------
 
 @main.group()

@@ -72,7 +72,12 @@ def _instance_secret(instance_path: Path, filename: str, nbytes: int) -> str:
         return path.read_text().strip()
     except FileNotFoundError:
         pass
-    instance_path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path} in the instance directory: {exc.strerror}") from None
+    try:
+        instance_path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"the instance directory {instance_path} cannot be created: {exc.strerror}") from None
     value = base64.urlsafe_b64encode(secrets.token_bytes(nbytes)).decode()
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
