@@ -71,7 +71,8 @@ def _drop_worker_database():
 # tests that start `authserver serve` processes. `-m "not slow and not browser"` is the quick loop.
 _SLOW_FILES = {"test_live_gunicorn.py", "test_readme_tutorial.py", "test_graceful_shutdown.py",
                "test_purger_lifecycle.py", "test_two_hosts.py", "test_cli_operators.py", "test_live_authserver.py",
-               "test_signing_key_runbook.py", "test_wheel.py"}
+               "test_signing_key_runbook.py", "test_wheel.py", "test_slow_clients.py",
+               "test_docs_token_howto.py", "test_config_check.py"}
 _REDIS_FILES = {"test_redis_and_limits.py", "test_two_hosts.py"}
 
 

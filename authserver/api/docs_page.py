@@ -64,6 +64,8 @@ DOCS_TEMPLATE = """<!doctype html>
   h1 { font-size:28px; margin:0 0 4px; }
   h2 { font-size:22px; margin:40px 0 12px; padding-top:8px; border-top:1px solid var(--line); }
   h3 { font-size:17px; margin:28px 0 6px; }
+  pre { background:var(--code); padding:12px 14px; border-radius:6px; overflow-x:auto; }
+  pre code { padding:0; background:none; }
   code { background:var(--code); padding:1px 5px; border-radius:4px; font:13px/1.4 ui-monospace,SFMono-Regular,Menlo,monospace; }
   .method { display:inline-block; min-width:64px; text-align:center; font:600 12px/1 ui-monospace,monospace; padding:5px 6px; border-radius:4px; color:#fff; margin-right:8px; }
   .get { background:#2f7d4a; } .post { background:#2456d3; } .patch { background:#9a6700; } .put { background:#7a4cc2; } .delete { background:#c0392b; }
@@ -83,6 +85,7 @@ DOCS_TEMPLATE = """<!doctype html>
   <a href="{{ api_prefix }}/openapi.json">openapi.json</a>
   <h2>Overview</h2>
   <a href="#overview">Authentication</a>
+  <a href="#getting-a-token">Getting a token</a>
   <a href="#problems">Errors</a>
   {% for tag in doc.tags %}
   <h2>{{ tag.name }}</h2>
@@ -98,6 +101,30 @@ DOCS_TEMPLATE = """<!doctype html>
   <p class="muted">Version {{ doc.info.version }} · OpenAPI {{ doc.openapi }} · machine-readable at
     <a href="{{ api_prefix }}/openapi.json"><code>{{ api_prefix }}/openapi.json</code></a></p>
   <section id="overview">{{ prose(doc.info.description) }}</section>
+
+  <h2 id="getting-a-token">Getting a token</h2>
+  <p>A token for this API is an access token of this server for the management API
+    (<code>resource={{ issuer }}{{ api_prefix }}</code>, scope <code>manage</code>) whose subject is an admin user
+    of your organization. Once: an app with the management API as its default API, a secret and a public key
+    (the console's app page does the same), then a token whenever you need one. <code>authserver demo</code>
+    prints a ready command too. With the operator's command line, <code>curl</code> and <code>openssl</code>:</p>
+  <pre><code>A=authserver
+field() { python3 -c "import json, sys; print(json.load(sys.stdin)['$1'])"; }
+ORG=org_...          # your organization: authserver org list
+ADMIN=acc_...        # an admin user of it: authserver account list "$ORG"
+CLIENT=$($A client create "$ORG" "Ops automation" --json | field client_id)
+$A client grant "$CLIENT" {{ issuer }}{{ api_prefix }} --scope manage --default
+SECRET=$($A secret add "$CLIENT" --json | field client_secret)
+openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out ops.key
+openssl pkey -in ops.key -pubout -out ops.pub
+$A key add "$CLIENT" ops.pub --kid ops-1
+
+TOKEN=$(curl -s -u "$CLIENT:$SECRET" \
+  -d grant_type=urn:ietf:params:oauth:grant-type:jwt-bearer -d scope=manage \
+  -d resource={{ issuer }}{{ api_prefix }} \
+  -d assertion=$($A assertion --key ops.key --client-id "$CLIENT" --subject "$ADMIN" --kid ops-1) \
+  {{ issuer }}/oauth/token | field access_token)
+curl -s -H "Authorization: Bearer $TOKEN" {{ issuer }}{{ api_prefix }}/clients</code></pre>
 
   <h2 id="problems">Errors</h2>
   <p>Every error is <code>application/problem+json</code> (RFC 9457) with <code>type</code>, <code>title</code>,

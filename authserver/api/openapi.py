@@ -12,6 +12,7 @@ from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from .. import __version__
+from ..services.common import current_settings
 from ..services.management import MANAGE_SCOPE
 from .auth import CSRF_HEADER
 from .docs_page import DOCS_TEMPLATE, prose, type_of
@@ -179,7 +180,7 @@ def get_openapi_document(ctx: None):
 def get_docs_page(ctx: None):
     document = copy.deepcopy(openapi_document())
     html = render_template_string(DOCS_TEMPLATE, doc=document, problem_types=PROBLEM_TYPES, api_prefix=API_PREFIX,
-                                  type_of=type_of, prose=prose)
+                                  type_of=type_of, prose=prose, issuer=current_settings().issuer)
     response = Response(html, content_type="text/html; charset=utf-8")
     response.headers["Cache-Control"] = "no-cache"
     response.headers["Content-Security-Policy"] = "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; frame-ancestors 'none'"
