@@ -182,13 +182,13 @@ def sign_in():
         body, status = page("sign_in.html", result.status, email=email, next_url=next_url, error=result.message)
         headers = {"Retry-After": str(result.retry_after)} if result.retry_after else {}
         return body, status, headers
-    auth.start_session(result.account)
+    auth.start_session(result.account, request.remote_addr)
     return redirect(next_url or url_for(".apps"), 303)
 
 
 @bp.post("/sign-out")
 def sign_out():
-    auth.end_session()
+    auth.end_session(request.remote_addr)
     flash("You have signed out.", "success")
     return see_other(".sign_in")
 

@@ -161,6 +161,18 @@ def authenticate_user(email: object, password: object) -> Account | None:
     return account
 
 
+@transactional
+def record_sign_in(email: object, outcome: str, ip_address: str | None) -> None:
+    """Audit a console sign-in, a failed one or a sign-out in the organization of the account the email
+    names. An email that names no account is recorded nowhere: no organization may learn of it."""
+    account = None
+    if is_identifier(email, EMAIL_MAX):
+        account = db.session.scalar(select(Account).where(Account.email == email.strip().lower()))
+    if account is not None:
+        record_event(Actor(account.account_id if outcome != "sign_in_failed" else "anonymous", ip_address),
+                     account.org_id, f"console.{outcome}", "account", account.account_id)
+
+
 def active_admin(account_id: object, org_id: object) -> Account | None:
     """The account that may manage `org_id` (console session or management token), or None:
     it must still exist, belong to that organization, be a user, an admin, and not be disabled."""

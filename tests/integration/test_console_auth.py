@@ -2,7 +2,7 @@
 import time
 
 from authserver import clock
-from authserver.console.auth import FAILURES_PER_ADDRESS, FAILURES_PER_EMAIL
+from authserver.console.auth import FAILURES_PER_ADDRESS, FAILURES_PER_EMAIL_AND_ADDRESS
 from authserver.extensions import db
 from authserver.models import Account
 from authserver.ratelimit import WINDOW
@@ -116,16 +116,23 @@ def test_a_disabled_admin_cannot_sign_in(app, console_admin):
     assert response.status_code == 400
 
 
-def test_failures_are_throttled_per_email_even_for_the_right_password(app, console_admin):
+def test_failures_are_throttled_per_email_and_address_even_for_the_right_password(app, console_admin):
     start_of_a_rate_window()
     console = Console(app.test_client())
-    for _ in range(FAILURES_PER_EMAIL):
+    for _ in range(FAILURES_PER_EMAIL_AND_ADDRESS):
         assert console.sign_in(console_admin, password="wrong password!").status_code == 400
-    response = console.sign_in(console_admin)  # correct, but the email's budget is spent
+    response = console.sign_in(console_admin)  # correct, but this address's budget for the email is spent
     assert response.status_code == 429
     assert int(response.headers["Retry-After"]) > 0
     assert "Too many failed sign-in attempts" in response.get_data(as_text=True)
     assert "account_id" not in session_of(console.http)
+    # The rightful admin, from their own address, is not locked out by someone guessing at their email.
+    rightful = Console(app.test_client())
+    form = rightful.form("/console/sign-in", "/console/sign-in")
+    elsewhere = rightful.post("/console/sign-in", data={**form.fields, "email": console_admin.email,
+                                                        "password": console_admin.password},
+                              environ_base={"REMOTE_ADDR": "10.1.2.3"})
+    assert elsewhere.status_code == 303
     # Another email from the same address is not blocked by this one's failures.
     other = make_admin(org_id=console_admin.org_id)
     assert console.sign_in(other).status_code == 303
@@ -152,7 +159,7 @@ def test_failures_are_throttled_per_address(app, console_admin):
 
 def test_successful_sign_ins_are_not_counted(app, console_admin):
     start_of_a_rate_window()
-    for _ in range(FAILURES_PER_EMAIL + 2):
+    for _ in range(FAILURES_PER_EMAIL_AND_ADDRESS + 2):
         assert Console(app.test_client()).sign_in(console_admin).status_code == 303
 
 
@@ -225,3 +232,26 @@ def test_static_files_are_local_and_need_no_session(http):
         assert response.status_code == 200 and kind in response.content_type
     html = http.get("/console/sign-in").get_data(as_text=True)
     assert "http://" not in html.replace("http://localhost", "") and "https://" not in html
+
+
+def test_sign_ins_failures_and_sign_outs_are_audited_in_the_accounts_organization(app, console_admin):
+    from sqlalchemy import select
+
+    from authserver.models import AuditEvent
+
+    console = Console(app.test_client())
+    assert console.sign_in(console_admin, password="wrong password!").status_code == 400
+    assert console.sign_in(console_admin).status_code == 303
+    console.submit("/console/apps", "/console/sign-out")
+    unknown = Console(app.test_client()).submit("/console/sign-in", "/console/sign-in",
+                                                {"email": "nobody@example.com", "password": "guessing passwords"})
+    assert unknown.status_code == 400
+    events = list(db.session.scalars(select(AuditEvent).where(AuditEvent.action.like("console.%"))
+                                     .order_by(AuditEvent.id)))
+    assert [(e.action, e.org_id, e.object_id) for e in events] == [
+        ("console.sign_in_failed", console_admin.org_id, console_admin.account_id),
+        ("console.signed_in", console_admin.org_id, console_admin.account_id),
+        ("console.signed_out", console_admin.org_id, console_admin.account_id),
+    ]  # the unknown email is recorded in no organization
+    assert events[0].actor == "anonymous" and events[1].actor == console_admin.account_id
+    assert all("password" not in e.details for e in events)
