@@ -157,6 +157,14 @@ def config_check(as_json):
     _emit(as_json, {"ok": True, "checks": results}, "\n".join(f"ok: {line}" for line in results))
 
 
+@config.command("reference")
+def config_reference():
+    """Print the configuration reference (markdown): every setting with its variable, default and meaning."""
+    from .config import reference_markdown
+
+    click.echo(reference_markdown(), nl=False)
+
+
 @config.command("generate")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document on stdout.")
 def config_generate(as_json):

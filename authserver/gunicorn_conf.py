@@ -2,8 +2,12 @@
 import multiprocessing
 import os
 
+from authserver.config import load_settings
+
+_settings = load_settings()  # the settings are the one way configuration enters, here too
+
 bind = "127.0.0.1:8000"
-workers = int(os.environ.get("AUTHSERVER_WORKERS", min(multiprocessing.cpu_count() * 2, 8)))
+workers = _settings.workers or min(multiprocessing.cpu_count() * 2, 8)
 # gevent workers: an idle or slowly-sending connection waits in a greenlet instead of holding a whole
 # worker, so hundreds of them do not stop others being served (sync and gthread workers stall with a
 # handful: bench/slowclients/README.md). keepalive also bounds how long a request head may take.
@@ -54,10 +58,9 @@ def on_starting(server):
     import types
 
     from authserver import lifecycle
-    from authserver.config import load_settings
 
     lifecycle.prepare()
-    drain = load_settings().drain_seconds
+    drain = _settings.drain_seconds
     state = {"until": None}
 
     def handle_term(arbiter):
@@ -89,7 +92,7 @@ def when_ready(server):
     import subprocess
     import sys
 
-    interval = int(os.environ.get("AUTHSERVER_PURGE_INTERVAL", "300"))
+    interval = _settings.purge_interval
     if interval > 0:
         _purger = subprocess.Popen(
             [sys.executable, "-m", "authserver.cli", "purge", "--every", str(interval), "--parent", str(os.getpid())],
