@@ -27,8 +27,9 @@ class AccountCreate(RequestBody):
 
 
 class AccountUpdate(RequestBody):
-    disabled: Literal[True] = Field(description="true disables the account: it gets no new tokens and its live tokens "
-                                                "become inactive. Disabling cannot be undone through the API.")
+    disabled: bool = Field(description="true disables the account: it gets no new tokens and its live tokens become "
+                                       "inactive. false enables it again: it may get new tokens, and the tokens "
+                                       "issued before it was disabled stay revoked.")
 
 
 class AccountOut(ResponseBody):
@@ -77,8 +78,9 @@ def get_account(ctx: CallContext, account_id: str):
     return AccountOut.of(account_service.get_account(account_id, ctx.org_id))
 
 
-@operation("PATCH", "/accounts/{account_id}", summary="Disable an account", tag=TAG, body=AccountUpdate,
+@operation("PATCH", "/accounts/{account_id}", summary="Disable or enable an account", tag=TAG, body=AccountUpdate,
            responses={200: AccountOut}, errors=(409,),
            description="The organization's last active admin cannot be disabled (409): make another admin first.")
 def update_account(ctx: CallContext, account_id: str, body: AccountUpdate):
-    return AccountOut.of(account_service.disable_account(account_id, ctx.org_id, actor=ctx.actor))
+    change = account_service.disable_account if body.disabled else account_service.enable_account
+    return AccountOut.of(change(account_id, ctx.org_id, actor=ctx.actor))

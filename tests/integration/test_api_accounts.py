@@ -101,8 +101,24 @@ def test_disable_an_account_makes_its_tokens_inactive(http, manager):
     assert again.status_code == 200 and again.get_json()["disabled_at"] == body["disabled_at"]
 
 
-@pytest.mark.parametrize("payload", [{"disabled": False}, {}, {"name": "Renamed"}, {"disabled": "true"}])
-def test_only_disabling_is_possible(http, manager, payload):
+def test_enabling_again_keeps_the_old_tokens_revoked(http, manager):
+    from ..conftest import get_token
+
+    tenant = manager.tenant
+    old = get_token(http, tenant)["access_token"]
+    url = f"{API}/accounts/{tenant.account_id}"
+    assert http.patch(url, json={"disabled": True}, headers=manager.headers()).get_json()["disabled"] is True
+    enabled = http.patch(url, json={"disabled": False}, headers=manager.headers())
+    assert enabled.status_code == 200 and enabled.get_json()["disabled"] is False
+    assert http.post("/oauth/introspect", data={"token": old}, headers=tenant.auth()).get_json() == {"active": False}
+    fresh = get_token(http, tenant)["access_token"]
+    assert http.post("/oauth/introspect", data={"token": fresh}, headers=tenant.auth()).get_json()["active"] is True
+    actions = [e["action"] for e in http.get(f"{API}/audit-events", headers=manager.headers()).get_json()["items"]]
+    assert actions[:2] == ["account.enabled", "account.disabled"]
+
+
+@pytest.mark.parametrize("payload", [{}, {"name": "Renamed"}, {"disabled": "true"}, {"disabled": None}])
+def test_only_disabling_and_enabling_are_possible(http, manager, payload):
     response = http.patch(f"{API}/accounts/{manager.tenant.account_id}", json=payload, headers=manager.headers())
     assert_problem(response, 422)
     db.session.expire_all()
