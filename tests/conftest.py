@@ -3,6 +3,7 @@ AUTHSERVER_TEST_DATABASE_URL is set and the test asks for it), and a ready organ
 from __future__ import annotations
 
 import base64
+import contextlib
 import os
 import secrets
 import shutil
@@ -49,6 +50,25 @@ def _worker_database(url: str) -> str:
 
 
 CONFIGURED_PG_URL = os.environ.get("AUTHSERVER_TEST_DATABASE_URL", "")
+
+
+@contextlib.contextmanager
+def fresh_pg_database(prefix: str):
+    """A PostgreSQL database of its own beside the configured one, dropped afterwards: its URL."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    import psycopg
+
+    parts = urlsplit(PG_URL)
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    admin = urlunsplit(("postgresql", parts.netloc, parts.path, "", ""))
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield urlunsplit((parts.scheme, parts.netloc, "/" + name, "", ""))
+    finally:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 PG_URL = _worker_database(CONFIGURED_PG_URL)
 
 

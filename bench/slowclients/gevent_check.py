@@ -141,8 +141,8 @@ def check_backend(name: str, tmp: Path, extra_env: dict, args, db_kind: str, adm
             **extra_env,
         })
         setup = benchrun.setup_authserver(env, work, issuer)
-        cmd = [str(BIN / "python"), "-m", "gunicorn", "-c", str(HERE / "inspect.conf.py"), "--pythonpath", str(ROOT),
-               "-b", f"127.0.0.1:{port}", "-w", "2", "-k", "gevent", "wsgi:app"]
+        cmd = [str(BIN / "python"), "-m", "gunicorn", "-c", str(HERE / "inspect.conf.py"), 
+               "-b", f"127.0.0.1:{port}", "-w", "2", "-k", "gevent", "authserver.wsgi:app"]
         server = benchrun.Server(f"gevent-{name}", cmd, env, ROOT, work / "server.log", port)
         try:
             server.start(timeout=60)

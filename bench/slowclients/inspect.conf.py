@@ -1,10 +1,10 @@
-"""config/gunicorn.conf.py unchanged, plus one hook that logs, from inside each worker after the app
+"""authserver/gunicorn_conf.py unchanged, plus one hook that logs, from inside each worker after the app
 is loaded, what gevent did to the locks and the PostgreSQL driver the token path relies on.
 Used by bench/slowclients/gevent_check.py only."""
 import os
 from pathlib import Path
 
-_main = Path(__file__).resolve().parents[2] / "config" / "gunicorn.conf.py"
+_main = Path(__file__).resolve().parents[2] / "authserver" / "gunicorn_conf.py"
 exec(compile(_main.read_text(), str(_main), "exec"))
 
 

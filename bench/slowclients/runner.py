@@ -49,7 +49,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 BIN = Path(sys.executable).parent
-GUNICORN_CONF = ROOT / "config" / "gunicorn.conf.py"
+GUNICORN_CONF = "python:authserver.gunicorn_conf"
 
 _spec = importlib.util.spec_from_file_location("benchrun", ROOT / "bench" / "run.py")
 benchrun = importlib.util.module_from_spec(_spec)
@@ -62,15 +62,15 @@ log = benchrun.log
 
 def gunicorn(klass: str, *extra: str):
     def cmd(port: int) -> list[str]:
-        return [str(BIN / "python"), "-m", "gunicorn", "-c", str(GUNICORN_CONF), "--pythonpath", str(ROOT),
-                "-b", f"127.0.0.1:{port}", "-w", "2", "-k", klass, *extra, "wsgi:app"]
+        return [str(BIN / "python"), "-m", "gunicorn", "-c", GUNICORN_CONF,
+                "-b", f"127.0.0.1:{port}", "-w", "2", "-k", klass, *extra, "authserver.wsgi:app"]
     return cmd
 
 
 def granian(threads: int):
     def cmd(port: int) -> list[str]:
         return [str(BIN / "granian"), "--interface", "wsgi", "--host", "127.0.0.1", "--port", str(port),
-                "--workers", "2", "--blocking-threads", str(threads), "--working-dir", str(ROOT), "wsgi:app"]
+                "--workers", "2", "--blocking-threads", str(threads), "--working-dir", str(ROOT), "authserver.wsgi:app"]
     return cmd
 
 

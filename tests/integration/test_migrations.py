@@ -3,9 +3,7 @@ upgrade an older schema with data in it, and match the models exactly."""
 from __future__ import annotations
 
 import uuid
-from urllib.parse import urlsplit, urlunsplit
 
-import psycopg
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
@@ -16,7 +14,7 @@ from authserver import create_app
 from authserver.config import MIGRATIONS_DIR
 from authserver.extensions import db
 
-from ..conftest import PG_URL
+from ..conftest import PG_URL, fresh_pg_database
 
 MIGRATIONS = str(MIGRATIONS_DIR)
 
@@ -26,16 +24,8 @@ def empty_database(request, tmp_path):
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'fresh.db'}"
         return
-    parts = urlsplit(PG_URL)
-    name = "authserver_mig_" + uuid.uuid4().hex[:10]
-    admin = urlunsplit(("postgresql", parts.netloc, parts.path, "", ""))
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield urlunsplit((parts.scheme, parts.netloc, "/" + name, "", ""))
-    finally:
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with fresh_pg_database("authserver_mig") as url:
+        yield url
 
 
 def _app(tmp_path, url):

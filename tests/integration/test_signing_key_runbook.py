@@ -12,16 +12,14 @@ import uuid
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import jwt
-import psycopg
 import pytest
 import requests
 from cryptography.hazmat.primitives.asymmetric import ec
 from prometheus_client.mmap_dict import MmapedDict
 
-from ..conftest import JWT_BEARER, PG_URL, public_pem
+from ..conftest import JWT_BEARER, PG_URL, fresh_pg_database, public_pem
 from ..servers import cli, free_port, running_server, server_env
 
 REFRESH = 1
@@ -46,16 +44,8 @@ def database(request):
     if request.param == "sqlite":
         yield None
         return
-    parts = urlsplit(PG_URL)
-    name = "authserver_runbook_" + uuid.uuid4().hex[:10]
-    admin = urlunsplit(("postgresql", parts.netloc, parts.path, "", ""))
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield urlunsplit((parts.scheme, parts.netloc, "/" + name, "", ""))
-    finally:
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with fresh_pg_database("authserver_runbook") as url:
+        yield url
 
 
 @pytest.fixture
