@@ -41,6 +41,7 @@ class Settings:
     drain_seconds: int
     request_deadline_seconds: int
     workers: int
+    worker_class: str
     purge_interval: int
     signing_key_refresh: int
     signing_key_activation_delay: int
@@ -91,6 +92,15 @@ def _instance_secret(instance_path: Path, filename: str, nbytes: int) -> str:
 
 
 SERVED_ISSUER_FILE = "served-issuer"  # written by `authserver serve` when it derives the issuer from --host/--port
+
+
+WORKER_CLASSES = ("sync", "gevent")
+
+
+def _worker_class(value: object) -> str:
+    if str(value) not in WORKER_CLASSES:
+        raise ConfigError(f"AUTHSERVER_WORKER_CLASS must be one of {', '.join(WORKER_CLASSES)}")
+    return str(value)
 
 
 def load_settings(overrides: dict | None = None) -> Settings:
@@ -154,6 +164,7 @@ def load_settings(overrides: dict | None = None) -> Settings:
         drain_seconds=as_int("drain_seconds"),
         request_deadline_seconds=as_int("request_deadline_seconds"),
         workers=as_int("workers"),
+        worker_class=_worker_class(raw["worker_class"]),
         purge_interval=as_int("purge_interval"),
         signing_key_refresh=as_int("signing_key_refresh", 1),
         signing_key_activation_delay=as_int("signing_key_activation_delay"),

@@ -8,10 +8,11 @@ _settings = load_settings()  # the settings are the one way configuration enters
 
 bind = "127.0.0.1:8000"
 workers = _settings.workers or min(multiprocessing.cpu_count() * 2, 8)
-# gevent workers: an idle or slowly-sending connection waits in a greenlet instead of holding a whole
-# worker, so hundreds of them do not stop others being served (sync and gthread workers stall with a
-# handful: bench/slowclients/README.md). keepalive also bounds how long a request head may take.
-worker_class = "gevent"
+# AUTHSERVER_WORKER_CLASS: sync (the default: the lowest tail latency, for a server behind a proxy that
+# buffers requests) or gevent (idle or slowly-sending connections wait in greenlets, so hundreds of
+# them do not stop others being served; a longer tail under load): bench/slowclients/README.md.
+# With gevent, keepalive also bounds how long a request head may take.
+worker_class = _settings.worker_class
 worker_connections = 1000
 timeout = 30
 graceful_timeout = 20

@@ -12,7 +12,7 @@ from ..servers import cli, free_port, running_server, server_env
 
 def test_idle_and_slowloris_connections_do_not_stop_health_and_tokens(tmp_path):
     port = free_port()
-    env = server_env(tmp_path / "instance", f"http://127.0.0.1:{port}")
+    env = server_env(tmp_path / "instance", f"http://127.0.0.1:{port}", AUTHSERVER_WORKER_CLASS="gevent")
     cli(env, "init")
     stop = threading.Event()
     held: list[socket.socket] = []
