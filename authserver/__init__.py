@@ -128,7 +128,9 @@ def _init_oauth(app: Flask, settings: Settings) -> None:
     from .observability import Metrics
     from .oauth.access import ClientAccessCache
     from .oauth.assertions import ClientKeyCache
-    from .oauth.replay import DatabaseReplayCache, RedisReplayCache
+    from .last_used import LastUsedRecorder
+    from .replay import DatabaseReplayCache, RedisReplayCache
+    from .services.token_issuance import TokenIssuance
     from .oauth.server import AuthServer, OAuthRuntime
     from .ratelimit import DatabaseRateLimiter, RedisRateLimiter
     from .oauth.views import bp as oauth_bp
@@ -144,15 +146,20 @@ def _init_oauth(app: Flask, settings: Settings) -> None:
     circuit = RedisCircuit(settings.redis_cooldown)
     app.extensions["authserver.redis"] = redis_client
     app.extensions["authserver.redis_circuit"] = circuit
+    keyring = KeyRing(settings.key_encryption_key, settings.signing_key_refresh, settings.signing_key_activation_delay)
+    replay = RedisReplayCache(redis_client, circuit) if redis_client is not None else DatabaseReplayCache()
+    rate_limiter = RedisRateLimiter(redis_client, circuit) if redis_client is not None else DatabaseRateLimiter()
     runtime = OAuthRuntime(
         settings=settings,
-        keyring=KeyRing(settings.key_encryption_key, settings.signing_key_refresh, settings.signing_key_activation_delay),
+        keyring=keyring,
         client_keys=ClientKeyCache(),
         client_access=ClientAccessCache(),
-        replay=RedisReplayCache(redis_client, circuit) if redis_client is not None else DatabaseReplayCache(),
+        replay=replay,
         metrics=Metrics(),
-        rate_limiter=RedisRateLimiter(redis_client, circuit) if redis_client is not None else DatabaseRateLimiter(),
+        rate_limiter=rate_limiter,
+        issuance=TokenIssuance(settings, replay, rate_limiter, keyring.sign_with_kid),
     )
+    app.extensions["authserver.last_used"] = LastUsedRecorder(app)
     app.extensions["authserver.oauth"] = AuthServer(runtime)
     csrf.exempt(oauth_bp)
     app.register_blueprint(oauth_bp)

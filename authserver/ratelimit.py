@@ -5,12 +5,13 @@ import hashlib
 import logging
 from dataclasses import dataclass
 
-from sqlalchemy import bindparam, delete, select
+from typing import Protocol
 
-from . import clock, store
+from sqlalchemy import delete
+
+from . import clock, store, token_store
 from .extensions import db
 from .models import RateLimitCounter
-from .store import Prepared
 
 log = logging.getLogger(__name__)
 WINDOW = 60  # seconds
@@ -34,29 +35,25 @@ def _bucket(key: str, now: int) -> tuple[str, int]:
     return f"{key}@{start}", start + WINDOW
 
 
-def _upsert_statement(dialect_name: str):
-    if dialect_name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
-    stmt = insert(RateLimitCounter).values(bucket=bindparam("bucket"), count=1, expires_at=bindparam("expires_at"))
-    return stmt.on_conflict_do_update(
-        index_elements=[RateLimitCounter.bucket], set_={"count": RateLimitCounter.count + 1}
-    ).returning(RateLimitCounter.count)
+class RateLimiter(Protocol):
+    def hit(self, key: str, limit: int, *, commit: bool = True) -> RateDecision:
+        """Count one event; refused once the window holds more than `limit` events."""
+
+    def exceeded(self, key: str, limit: int) -> RateDecision:
+        """Whether the window already holds more than `limit` events (counts nothing)."""
+
+    def purge(self) -> int:
+        """Delete expired windows; how many went."""
 
 
 class DatabaseRateLimiter:
-    _UPSERT = Prepared(_upsert_statement)
-    _READ = Prepared(select(RateLimitCounter.count).where(RateLimitCounter.bucket == bindparam("bucket")))
-
     def exceeded(self, key: str, limit: int) -> RateDecision:
         """Whether the current window already holds more than `limit` events (counts nothing)."""
         if limit <= 0:
             return ALLOWED
         now = clock.now()
         bucket, expires_at = _bucket(key, now)
-        row = store.fetch_one(self._READ, {"bucket": bucket})
-        count = row[0] if row is not None else 0
+        count = token_store.count_read(bucket)
         return RateDecision(True) if count <= limit else RateDecision(False, expires_at - now)
 
     def hit(self, key: str, limit: int, *, commit: bool = True) -> RateDecision:
@@ -66,7 +63,7 @@ class DatabaseRateLimiter:
             return ALLOWED
         now = clock.now()
         bucket, expires_at = _bucket(key, now)
-        count = store.fetch_one(self._UPSERT, {"bucket": bucket, "expires_at": expires_at})[0]
+        count = token_store.count_hit(bucket, expires_at)
         if commit:
             store.commit()
         return RateDecision(True) if count <= limit else RateDecision(False, expires_at - now)

@@ -7,11 +7,7 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 
-from sqlalchemy import and_, bindparam, select
-
-from .. import store
-from ..models import Api, ApiClient, ApiOrgAccess, ClientGrant
-from ..store import Prepared
+from .. import token_store
 
 
 @dataclass(frozen=True)
@@ -37,27 +33,10 @@ class ClientAccess:
     introspects: tuple[IntrospectedApi, ...]
 
 
-_GRANTS = Prepared(
-    select(Api.identifier, ClientGrant.scope, ClientGrant.is_default, Api.org_id, Api.open_to_all, ApiOrgAccess.org_id)
-    .select_from(ClientGrant)
-    .join(Api, Api.api_id == ClientGrant.api_id)
-    .outerjoin(ApiOrgAccess, and_(ApiOrgAccess.api_id == Api.api_id, ApiOrgAccess.org_id == bindparam("org")))
-    .where(ClientGrant.client_id == bindparam("cid"))
-    .order_by(Api.identifier)
-)
-_BOUND = Prepared(
-    select(Api.identifier, Api.org_id)
-    .select_from(ApiClient)
-    .join(Api, Api.api_id == ApiClient.api_id)
-    .where(ApiClient.client_id == bindparam("cid"))
-)
-
-
 def load_client_access(client_id: str, org_id: str) -> ClientAccess:
     apis: dict[str, ApiAccess] = {}
     default = None
-    for identifier, scope, is_default, api_org, open_to_all, opened_to in store.fetch_all(
-            _GRANTS, {"cid": client_id, "org": org_id}):
+    for identifier, scope, is_default, api_org, open_to_all, opened_to in token_store.client_grants(client_id, org_id):
         # SPEC §9: an organization's API serves only that organization's clients; a platform API
         # the organizations it is open to. A grant that no longer fits is ignored, not trusted.
         usable = api_org == org_id if api_org is not None else bool(open_to_all) or opened_to is not None
@@ -69,7 +48,7 @@ def load_client_access(client_id: str, org_id: str) -> ClientAccess:
         if access.is_default and default is None:
             default = access
     introspects = tuple(IntrospectedApi(identifier, api_org)
-                        for identifier, api_org in store.fetch_all(_BOUND, {"cid": client_id}))
+                        for identifier, api_org in token_store.bound_apis(client_id))
     return ClientAccess(apis, default, introspects)
 
 

@@ -5,14 +5,10 @@ import math
 import threading
 from dataclasses import dataclass
 
-from sqlalchemy import bindparam, select
-
-from .. import clock
+from .. import clock, token_store
 from ..config import Settings
 from ..crypto.jws import MalformedJWS, numeric_date, parse_compact, signature_valid
 from ..crypto.keys import ASSERTION_ALGS, ParsedPublicKey, load_public_jwk
-from ..extensions import db
-from ..models import ClientKey
 from .constants import JTI_MAX_LENGTH
 from .errors import InvalidGrantError, InvalidRequestError
 
@@ -28,8 +24,6 @@ class ClientKeyCache:
     """Parsed public keys per client, keyed on the client's keys_version so an added or deleted key
     is seen on the very next request without re-parsing keys on every one."""
 
-    _QUERY = select(ClientKey.kid, ClientKey.public_jwk).where(ClientKey.client_id == bindparam("cid"))
-
     def __init__(self, max_clients: int = 10000):
         self._entries: dict[str, tuple[int, dict[str, ParsedPublicKey]]] = {}
         self._max = max_clients
@@ -39,7 +33,7 @@ class ClientKeyCache:
         entry = self._entries.get(client_id)
         if entry is not None and entry[0] == keys_version:
             return entry[1]
-        keys = {row.kid: load_public_jwk(row.public_jwk) for row in db.session.execute(self._QUERY, {"cid": client_id})}
+        keys = {kid: load_public_jwk(jwk) for kid, jwk in token_store.client_keys(client_id)}
         with self._lock:
             if len(self._entries) >= self._max:
                 self._entries.clear()

@@ -4,14 +4,14 @@ Authlib's JWTBearerGrant finds the client from the assertion's iss and does not 
 Here the client authenticates at the token endpoint first, and iss must then be that client."""
 from __future__ import annotations
 
-import time
-
 from authlib.oauth2.rfc7523 import JWTBearerGrant
 from flask import g
-from .. import store
+
 from ..services.apis import is_valid_identifier
 from ..services.common import parse_scope_parameter
-from ..services.tokens import is_active_subject, mint_access_token, save_access_token
+from ..services.token_issuance import (
+    AssertionReplayed, DeadlinePassed, ReplayCacheUnavailable, TokenOrder, TokenRateLimited, is_active_subject,
+)
 from .access import ApiAccess, ClientAccess
 from .assertions import verify_assertion
 from .constants import CLIENT_AUTH_METHODS, PARAM_RESOURCE, PARAM_SCOPE, TOKEN_TYPE_BEARER
@@ -19,19 +19,8 @@ from .errors import (
     InvalidGrantError, InvalidRequestError, InvalidScopeError, InvalidTargetError, SlowDownError,
     TemporarilyUnavailableError,
 )
-from .replay import AssertionReplayed, ReplayCacheUnavailable
 
 REPLAYED = "The assertion was already used: each jti is accepted once."
-
-
-class DeadlinePassed(Exception):
-    pass
-
-
-def _past_deadline(limit: int) -> bool:
-    """Whether this request has run longer than `limit` seconds (0: no limit)."""
-    started = getattr(g, "started", None)
-    return bool(limit) and started is not None and time.perf_counter() - started > limit
 
 
 class ConfidentialJWTBearerGrant(JWTBearerGrant):
@@ -93,55 +82,23 @@ class ConfidentialJWTBearerGrant(JWTBearerGrant):
         client = self.request.client
         verified = self.request.credential
         runtime = self.server.runtime
-        # Everything slow (signing) happens before the write burst, so the write lock is held briefly.
-        issued = mint_access_token(
-            client_id=client.client_id,
-            secret_id=client.secret_id,
-            account_id=verified.subject,
-            org_id=client.org_id,
-            audience=self.request.api.identifier,
-            scope=self.request.scope,
-            sign=runtime.keyring.sign_with_kid,
+        order = TokenOrder(
+            client_id=client.client_id, org_id=client.org_id, secret_id=client.secret_id,
+            account_id=verified.subject, audience=self.request.api.identifier, scope=self.request.scope,
+            jti=verified.jti, assertion_expires_at=verified.expires_at,
         )
-        replay = runtime.replay
-        jti_expires = verified.expires_at + runtime.settings.clock_skew
-        with store.write_section():
-            remembered = False
-            try:
-                # One transaction: the rate-limit count, the jti and the token record commit together.
-                decision = runtime.rate_limiter.hit("token:client:" + client.client_id,
-                                                    runtime.settings.rate_limit_token_requests_per_client, commit=False)
-                if not decision.allowed:
-                    store.rollback()
-                    raise SlowDownError("Too many token requests for this client; retry later.", decision.retry_after)
-                replay.remember(client.client_id, verified.jti, jti_expires)
-                remembered = True
-                save_access_token(issued)
-                if _past_deadline(runtime.settings.request_deadline_seconds):
-                    # The client has most likely given up (a slow or hung database): a token it never
-                    # receives must not be stored either.
-                    raise DeadlinePassed()
-                store.commit()
-            except DeadlinePassed:
-                store.rollback()
-                replay.forget(client.client_id, verified.jti)
-                raise TemporarilyUnavailableError(
-                    description="The request took too long and was rolled back; send it again.") from None
-            except AssertionReplayed:
-                store.rollback()
-                raise InvalidGrantError(description=REPLAYED) from None
-            except ReplayCacheUnavailable:
-                store.rollback()
-                raise TemporarilyUnavailableError(description="The replay cache is unreachable; try again shortly.") from None
-            except store.integrity_error():
-                store.rollback()
-                raise InvalidGrantError(description=REPLAYED) from None
-            except BaseException:
-                # The token was not stored: a jti recorded outside the transaction (Redis) is released,
-                # so the client can send the same assertion again (RFC 7523 §3: it got nothing for it).
-                if remembered:
-                    replay.forget(client.client_id, verified.jti)
-                raise
+        try:
+            issued = runtime.issuance.issue(order, started=getattr(g, "started", None))
+        except TokenRateLimited as exc:
+            raise SlowDownError("Too many token requests for this client; retry later.", exc.retry_after) from None
+        except AssertionReplayed:
+            raise InvalidGrantError(description=REPLAYED) from None
+        except ReplayCacheUnavailable:
+            raise TemporarilyUnavailableError(description="The replay cache is unreachable; try again shortly.") from None
+        except DeadlinePassed:
+            # The client has most likely given up (a slow or hung database): nothing was stored.
+            raise TemporarilyUnavailableError(
+                description="The request took too long and was rolled back; send it again.") from None
         runtime.metrics.token_issued(client.auth_method)
         body = {
             "access_token": issued.access_token,

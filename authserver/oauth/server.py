@@ -36,6 +36,7 @@ class OAuthRuntime:
     replay: Any
     metrics: Any
     rate_limiter: Any
+    issuance: Any  # services.token_issuance.TokenIssuance
 
 
 class FormPayload(OAuth2Payload):

@@ -3,10 +3,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import bindparam, or_, select, update
+from sqlalchemy import select
 
-from .. import clock, store
-from ..store import Prepared
+from .. import clock, token_store
 from ..crypto.client_secrets import (
     candidate_hashes,
     generate_client_secret,
@@ -56,14 +55,22 @@ def add_secret(client_id: str, org_id: str | None = None, actor: Actor = CLI_ACT
     return NewClientSecret(secret_id=row.secret_id, client_secret=plaintext, created_at=row.created_at)
 
 
+def _last_used():
+    from flask import current_app
+
+    return current_app.extensions["authserver.last_used"]
+
+
 def list_secrets(client_id: str, org_id: str | None = None) -> list[ClientSecret]:
     client = get_client(client_id, org_id)
+    _last_used().flush()  # this worker's pending last-used times first (other workers write theirs within seconds)
     query = select(ClientSecret).where(ClientSecret.client_id == client.client_id)
     return list(db.session.scalars(query.order_by(ClientSecret.created_at, ClientSecret.secret_id)))
 
 
 def get_secret(client_id: str, secret_id: str, org_id: str | None = None) -> ClientSecret:
     client = get_client(client_id, org_id)
+    _last_used().flush()
     row = db.session.get(ClientSecret, secret_id) if is_identifier(secret_id) else None
     if row is None or row.client_id != client.client_id:
         raise NotFound("Client secret not found.")
@@ -80,9 +87,6 @@ def delete_secret(client_id: str, secret_id: str, org_id: str | None = None, act
     record_event(actor, org, "secret.deleted", "client_secret", secret_id, client_id=client_id)
 
 
-LAST_USED_RESOLUTION = 60  # seconds: last_used_at is written at most once a minute per secret
-
-
 @dataclass(frozen=True)
 class AuthenticatedSecret:
     """What one indexed query learns about a client that presented a valid secret."""
@@ -94,39 +98,7 @@ class AuthenticatedSecret:
     secret_id: str
 
 
-_MATCH_QUERY = Prepared(
-    select(
-        Client.client_id, Client.org_id, Client.keys_version, Client.access_version,
-        ClientSecret.secret_id, ClientSecret.secret_hash, ClientSecret.last_used_at,
-    )
-    .join(Client, Client.client_id == ClientSecret.client_id)
-    .where(ClientSecret.secret_hash == bindparam("hash"))
-)
-_TOUCH = Prepared(
-    update(ClientSecret)
-    .where(ClientSecret.secret_id == bindparam("sid"))
-    .where(or_(ClientSecret.last_used_at.is_(None), ClientSecret.last_used_at < bindparam("stale")))
-    .values(last_used_at=bindparam("now"))
-)
 MAX_SECRET_LENGTH = 512
-
-
-def _touch(secret_id: str, now: int) -> None:
-    """Record the secret's use: bookkeeping, so a database that takes no writes now (read-only,
-    full) must not fail a request that needs none, such as introspection."""
-    from ..outages import note_outage, outage_component
-
-    try:
-        store.run(_TOUCH, {"sid": secret_id, "stale": now - LAST_USED_RESOLUTION + 1, "now": now})
-        store.commit()
-    except Exception as exc:
-        if outage_component(exc) != "database":
-            raise
-        note_outage("database", exc)
-        try:
-            store.rollback()
-        except Exception:  # the connection itself is gone: the request's next statement says so
-            pass
 
 
 def authenticate_client_secret(client_id: str, secret: str) -> AuthenticatedSecret | None:
@@ -137,14 +109,12 @@ def authenticate_client_secret(client_id: str, secret: str) -> AuthenticatedSecr
         return None
     pepper = current_settings().secret_pepper
     for candidate in candidate_hashes(secret, pepper):
-        row = store.fetch_one(_MATCH_QUERY, {"hash": candidate})
-        if row is None:
+        match = token_store.secret_by_hash(candidate)
+        if match is None:
             continue
-        client_id_, org_id, keys_version, access_version, secret_id, secret_hash, last_used_at = row
-        if client_id_ != client_id or not secret_hash_matches(secret, secret_hash, pepper):
+        if match.client_id != client_id or not secret_hash_matches(secret, match.secret_hash, pepper):
             return None
-        now = clock.now()
-        if last_used_at is None or now - last_used_at >= LAST_USED_RESOLUTION:
-            _touch(secret_id, now)
-        return AuthenticatedSecret(client_id_, org_id, keys_version, access_version, secret_id)
+        _last_used().record(match.secret_id, clock.now(), match.last_used_at)
+        return AuthenticatedSecret(match.client_id, match.org_id, match.keys_version, match.access_version,
+                                   match.secret_id)
     return None

@@ -3,49 +3,13 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
-from typing import NamedTuple
 
-from sqlalchemy import String, and_, bindparam, delete, func, insert, select, text, update
+from sqlalchemy import delete, select, text
 
-from .. import clock, store
+from .. import clock, store, token_store
 from ..extensions import db
-from ..store import Prepared
-from ..models import AccessToken, Account, SigningKey, UsedAssertion
+from ..models import AccessToken, UsedAssertion
 from .common import current_settings
-
-_SUBJECT_QUERY = Prepared(select(Account.account_id).where(
-    Account.account_id == bindparam("sub"),
-    Account.org_id == bindparam("org"),
-    Account.disabled_at.is_(None),
-))
-_INSERT_TOKEN = Prepared(insert(AccessToken).values({c.name: bindparam(c.name) for c in AccessToken.__table__.columns}))
-# The record, its account's state and the state of the key that signed it, in one statement: the key
-# the record names, or for a record older than that column, the key that verified the token.
-_RECORD_QUERY = Prepared(
-    select(
-        AccessToken.jti, AccessToken.client_id, AccessToken.account_id, AccessToken.scope, AccessToken.audience,
-        AccessToken.issued_at, AccessToken.expires_at, AccessToken.revoked_at, Account.disabled_at, Account.org_id,
-        AccessToken.kid, SigningKey.withdrawn_at,
-    )
-    .join(Account, Account.account_id == AccessToken.account_id)
-    .outerjoin(SigningKey, SigningKey.kid == func.coalesce(AccessToken.kid, bindparam("kid", type_=String)))
-    .where(AccessToken.jti == bindparam("jti"))
-)
-
-
-class TokenRecord(NamedTuple):
-    jti: str
-    client_id: str
-    account_id: str
-    scope: str
-    audience: str
-    issued_at: int
-    expires_at: int
-    revoked_at: int | None
-    disabled_at: int | None
-    org_id: str  # the organization of the token's subject, which is always the client's
-    kid: str | None  # the key that signed it (None: issued before the server recorded it)
-    key_withdrawn_at: int | None  # set when that key was withdrawn: the token is no longer valid
 
 
 @dataclass(frozen=True)
@@ -54,12 +18,7 @@ class IssuedToken:
     expires_in: int
     scope: str
     jti: str
-    record: dict  # the row save_access_token stores
-
-
-def is_active_subject(org_id: str, account_id: str) -> bool:
-    """An account may be the subject of a new token only while active and in the client's organization."""
-    return store.fetch_one(_SUBJECT_QUERY, {"sub": account_id, "org": org_id}) is not None
+    record: dict  # the row stored for introspection and revocation
 
 
 def mint_access_token(*, client_id: str, secret_id: str | None, account_id: str, org_id: str, audience: str, scope: str,
@@ -88,25 +47,19 @@ def mint_access_token(*, client_id: str, secret_id: str | None, account_id: str,
     return IssuedToken(access_token=access_token, expires_in=settings.access_token_ttl, scope=scope, jti=jti, record=record)
 
 
-def save_access_token(issued: IssuedToken) -> None:
-    """Add the token's record to the request's transaction (the caller commits)."""
-    store.run(_INSERT_TOKEN, issued.record)
-
-
-def find_token_record(jti: str, kid: str | None = None):
+def find_token_record(jti: str, kid: str | None = None) -> token_store.TokenRecord | None:
     """The stored record of a token with the state of its account, or None: unknown, its client was
     deleted, or the key that signed it was withdrawn (its tokens are no longer this server's word).
     `kid` is the key that verified the token; a record naming another key is not this token's."""
-    row = store.fetch_one(_RECORD_QUERY, {"jti": jti, "kid": kid})
-    if row is None:
+    record = token_store.token_record(jti, kid)
+    if record is None:
         return None
-    record = TokenRecord(*row)
     if record.key_withdrawn_at is not None or (kid is not None and record.kid is not None and record.kid != kid):
         return None
     return record
 
 
-def active_token_record(claims: dict):
+def active_token_record(claims: dict) -> token_store.TokenRecord | None:
     """The record of a token whose signature and expiry were already checked, if it is still active
     (RFC 7662 §2.2): known, signed by a key that was not withdrawn, not revoked, its client not
     deleted, its account not disabled, not expired."""
@@ -119,10 +72,14 @@ def active_token_record(claims: dict):
 
 
 def revoke_token(jti: str) -> None:
-    db.session.execute(
-        update(AccessToken).where(and_(AccessToken.jti == jti, AccessToken.revoked_at.is_(None))).values(revoked_at=clock.now())
-    )
-    db.session.commit()
+    """RFC 7009: the record is marked revoked (once; a second revocation changes nothing)."""
+    with store.write_section():
+        try:
+            token_store.revoke(jti, clock.now())
+            store.commit()
+        except BaseException:
+            store.rollback()
+            raise
 
 
 PURGE_LOCK_KEY = 0x61757468_70757267  # "authpurg": the PostgreSQL advisory lock of the background purge
@@ -177,4 +134,6 @@ def purge_expired(batch: int = 10000) -> dict:
             break
     purged_jtis = db.session.execute(delete(UsedAssertion).where(UsedAssertion.expires_at < cutoff)).rowcount or 0
     db.session.commit()
-    return {"access_tokens": purged_tokens, "used_assertions": purged_jtis}
+    from .sessions import purge_expired_sessions  # console sessions past their lifetime or idle timeout
+
+    return {"access_tokens": purged_tokens, "used_assertions": purged_jtis, "console_sessions": purge_expired_sessions()}

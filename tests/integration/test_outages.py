@@ -159,6 +159,8 @@ def test_a_read_only_database_still_introspects_and_refuses_tokens_with_503(pg_a
         terminate_other_backends()
         answer = http.post("/oauth/introspect", data={"token": token}, headers=tenant.auth())
         assert answer.status_code == 200 and answer.get_json()["active"] is True
+        recorder = pg_app.extensions["authserver.last_used"]
+        assert recorder.flush() == 0 and recorder.pending() == 1  # kept until the database takes writes
         refused = http.post("/oauth/token", data=tenant.token_form(), headers=tenant.auth())
         assert_oauth_error(refused, 503, "temporarily_unavailable")
         assert refused.headers["Retry-After"].isdigit()
@@ -172,6 +174,7 @@ def test_a_read_only_database_still_introspects_and_refuses_tokens_with_503(pg_a
     assert _count(pg_app, AccessToken) == 1
     assert http.get("/readyz").status_code == 200
     assert http.post("/oauth/token", data=tenant.token_form(), headers=tenant.auth()).status_code == 200
+    assert recorder.flush() == 1 and recorder.pending() == 0
     with pg_app.app_context():
         assert db.session.scalar(select(ClientSecret.last_used_at)) is not None
         db.session.remove()

@@ -6,7 +6,8 @@ from sqlalchemy import select
 from authserver import clock
 from authserver.extensions import db
 from authserver.models import AccessToken, ClientSecret, UsedAssertion
-from authserver.services.client_secrets import LAST_USED_RESOLUTION, add_secret, delete_secret
+from authserver.last_used import RESOLUTION as LAST_USED_RESOLUTION
+from authserver.services.client_secrets import add_secret, delete_secret
 
 from ..conftest import basic, get_token, random_secret
 from .helpers import (
@@ -17,6 +18,11 @@ from .helpers import (
     token_record,
     unverified_claims,
 )
+
+
+def _flushed(http) -> int:
+    """Write the app's pending last-used times now (the server does it every few seconds)."""
+    return http.application.extensions["authserver.last_used"].flush()
 
 
 def _secret_row(secret_id: str) -> ClientSecret | None:
@@ -80,16 +86,21 @@ def test_secret_is_stored_only_as_a_versioned_keyed_hash(app, tenant):
 
 # --- last_used_at ------------------------------------------------------------------------------
 
-def test_last_used_at_is_set_on_use_and_written_at_most_once_a_minute(http, tenant):
+def test_last_used_at_is_recorded_out_of_the_request_and_at_most_once_a_minute(http, tenant):
     assert _secret_row(tenant.secret_id).last_used_at is None
     get_token(http, tenant)
+    assert _secret_row(tenant.secret_id).last_used_at is None  # the request itself wrote nothing
+    assert _flushed(http) == 1
     first = _secret_row(tenant.secret_id).last_used_at
     assert first is not None and abs(first - clock.now()) <= 2
     clock.shift(LAST_USED_RESOLUTION - 5)
     get_token(http, tenant)
-    assert _secret_row(tenant.secret_id).last_used_at == first  # no write within the minute
+    assert _flushed(http) == 0  # nothing to write within the minute
+    assert _secret_row(tenant.secret_id).last_used_at == first
     clock.shift(10)
     get_token(http, tenant)
+    get_token(http, tenant)
+    assert _flushed(http) == 1  # two uses, one write
     later = _secret_row(tenant.secret_id).last_used_at
     assert later >= first + LAST_USED_RESOLUTION
 
@@ -97,6 +108,7 @@ def test_last_used_at_is_set_on_use_and_written_at_most_once_a_minute(http, tena
 def test_failed_authentication_does_not_touch_last_used_at(http, tenant):
     response = http.post("/oauth/token", data=tenant.token_form(), headers=basic(tenant.client_id, random_secret()))
     assert_oauth_error(response, 401, "invalid_client")
+    assert _flushed(http) == 0
     assert _secret_row(tenant.secret_id).last_used_at is None
 
 

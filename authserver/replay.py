@@ -3,14 +3,13 @@
 Recorded only after the signature verified, kept until the assertion expires (plus clock skew).
 The database cache inserts into a table with a unique key inside the token transaction, so two
 identical assertions racing each other yield exactly one token. The Redis cache uses SET NX and
-fails closed: when Redis cannot answer, no token is issued."""
+fails closed: when Redis cannot answer, no token is issued. Either way a jti whose token was not
+stored is released again (`forget`), so the client can send the same assertion once more."""
 from __future__ import annotations
 
-from sqlalchemy import bindparam, insert
+from typing import Protocol
 
-from .. import clock, store
-from ..models import UsedAssertion
-from ..store import Prepared
+from . import clock, token_store
 
 
 class AssertionReplayed(Exception):
@@ -21,16 +20,21 @@ class ReplayCacheUnavailable(Exception):
     pass
 
 
-class DatabaseReplayCache:
-    _INSERT = Prepared(insert(UsedAssertion).values(
-        client_id=bindparam("client_id"), jti=bindparam("jti"), expires_at=bindparam("expires_at")))
-
+class ReplayCache(Protocol):
     def remember(self, client_id: str, jti: str, expires_at: int) -> None:
-        """Adds the jti to the request's transaction; a reuse raises the DBAPI IntegrityError
-        (at once, or when a concurrent inserter commits first)."""
+        """Record the jti as used; AssertionReplayed if it already was, ReplayCacheUnavailable if
+        the cache cannot answer."""
+
+    def forget(self, client_id: str, jti: str) -> None:
+        """Release a jti whose token could not be stored (the token transaction rolled back)."""
+
+
+class DatabaseReplayCache:
+    def remember(self, client_id: str, jti: str, expires_at: int) -> None:
+        """Adds the jti to the request's transaction: it commits or rolls back with the token."""
         try:
-            store.run(self._INSERT, {"client_id": client_id, "jti": jti, "expires_at": expires_at})
-        except store.integrity_error():
+            token_store.insert_used_jti(client_id, jti, expires_at)
+        except token_store.Duplicate:
             raise AssertionReplayed() from None
 
     def forget(self, client_id: str, jti: str) -> None:
@@ -56,8 +60,8 @@ class RedisReplayCache:
             raise AssertionReplayed()
 
     def forget(self, client_id: str, jti: str) -> None:
-        """Release a jti whose token could not be stored. Best effort: if Redis cannot answer either,
-        the jti stays used until the assertion expires (the client then needs a new assertion)."""
+        """Best effort: if Redis cannot answer either, the jti stays used until the assertion
+        expires (the client then needs a new assertion). docs/deployment.md measures this window."""
         import redis
 
         try:

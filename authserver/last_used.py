@@ -1,0 +1,100 @@
+"""When each client secret was last used: recorded in memory by the request, written in batches by a
+thread of the worker, never inside a request.
+
+A request that authenticates a client therefore writes nothing for this bookkeeping, so
+introspection and revocation keep working on a database that takes no writes (read-only, full),
+and the token endpoint's transaction holds only what it must. The times are to the minute
+(RESOLUTION) and reach the database within FLUSH_SECONDS; a worker killed with SIGKILL loses at most
+that long of them (a graceful exit writes what is pending)."""
+from __future__ import annotations
+
+import atexit
+import contextvars
+import logging
+import os
+import threading
+
+from . import store, token_store
+from .outages import note_outage, outage_component
+
+RESOLUTION = 60  # seconds: a secret's last-used time is rewritten at most once a minute
+FLUSH_SECONDS = 5.0
+MAX_PENDING = 100_000  # bounded memory while the database refuses writes
+
+_log = logging.getLogger(__name__)
+
+
+class LastUsedRecorder:
+    def __init__(self, app, flush_seconds: float = FLUSH_SECONDS):
+        self._app = app
+        self._flush_seconds = flush_seconds
+        self._pending: dict[str, int] = {}
+        self._lock = threading.Lock()
+        self._flush_lock = threading.Lock()
+        self._thread_pid: int | None = None
+        self._wake = threading.Event()
+
+    def record(self, secret_id: str, now: int, stored: int | None) -> None:
+        """Note a use of the secret at `now`; `stored` is the time the database holds."""
+        if stored is not None and now - stored < RESOLUTION:
+            return
+        with self._lock:
+            known = self._pending.get(secret_id)
+            if known is not None and known >= now:
+                return
+            if known is None and len(self._pending) >= MAX_PENDING:
+                return
+            self._pending[secret_id] = now
+        if self._thread_pid != os.getpid():
+            self._start()
+
+    def pending(self) -> int:
+        with self._lock:
+            return len(self._pending)
+
+    def flush(self) -> int:
+        """Write what is pending in one transaction; on failure keep it for the next round. Returns
+        how many secrets were written. Runs on a connection of its own, never a request's."""
+        return contextvars.Context().run(self._flush)
+
+    def _flush(self) -> int:
+        with self._flush_lock:
+            with self._lock:
+                batch, self._pending = self._pending, {}
+            if not batch:
+                return 0
+            try:
+                with self._app.app_context():
+                    try:
+                        with store.write_section():
+                            token_store.touch_secrets(sorted(batch.items()))
+                            store.commit()
+                    finally:
+                        store.release()
+            except Exception as exc:
+                with self._lock:
+                    for secret_id, at in batch.items():
+                        if self._pending.get(secret_id, -1) < at and len(self._pending) < MAX_PENDING:
+                            self._pending[secret_id] = at
+                component = outage_component(exc)
+                if component is not None:
+                    note_outage(component, exc)
+                else:
+                    _log.exception("recording last-used times of client secrets failed")
+                return 0
+            return len(batch)
+
+    def _start(self) -> None:
+        with self._lock:
+            pid = os.getpid()
+            if self._thread_pid == pid:
+                return
+            self._thread_pid = pid  # a forked worker starts its own thread: threads do not survive fork
+            self._wake = threading.Event()
+        threading.Thread(target=self._run, name="authserver-last-used", daemon=True).start()
+        atexit.register(self.flush)
+
+    def _run(self) -> None:
+        while True:
+            self._wake.wait(self._flush_seconds)
+            self.flush()

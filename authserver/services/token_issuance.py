@@ -1,0 +1,105 @@
+"""Issuing an access token: the one transaction of the token path.
+
+The JWT bearer grant (oauth/grants.py) validates the request — client, assertion, subject, API,
+scope — and hands the result here. This service signs the token, then in one transaction counts the
+request against the client's rate limit, uses up the assertion's jti and stores the token record:
+all of it commits, or none of it does. A jti recorded outside the database (Redis) is released when
+the transaction fails, so a client whose request got no token can send the same assertion again
+(RFC 7523 §3 single use means one *token* per assertion, not one attempt).
+
+Errors are domain exceptions; each door maps them (the OAuth endpoints to RFC 6749 §5.2 errors)."""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+from .. import store, token_store
+from ..config import Settings
+from ..ratelimit import RateLimiter
+from ..replay import AssertionReplayed, ReplayCache, ReplayCacheUnavailable
+from .tokens import IssuedToken, mint_access_token
+
+__all__ = [
+    "AssertionReplayed", "DeadlinePassed", "ReplayCacheUnavailable", "TokenIssuance", "TokenOrder", "TokenRateLimited",
+    "is_active_subject",
+]
+
+
+class TokenRateLimited(Exception):
+    def __init__(self, retry_after: int):
+        super().__init__(retry_after)
+        self.retry_after = retry_after
+
+
+class DeadlinePassed(Exception):
+    """The request ran past its deadline: the transaction was rolled back, nothing was issued."""
+
+
+@dataclass(frozen=True)
+class TokenOrder:
+    """A validated token request: who gets a token for what, on the strength of which assertion."""
+
+    client_id: str
+    org_id: str
+    secret_id: str | None  # the secret the client authenticated with (None: another method)
+    account_id: str  # the token's sub
+    audience: str  # the API identifier
+    scope: str
+    jti: str  # the assertion's, used up by this token
+    assertion_expires_at: int
+
+
+def is_active_subject(org_id: str, account_id: str) -> bool:
+    """An account may be the subject of a new token only while active and in the client's organization."""
+    return token_store.is_active_subject(org_id, account_id)
+
+
+class TokenIssuance:
+    def __init__(self, settings: Settings, replay: ReplayCache, rate_limiter: RateLimiter,
+                 sign: Callable[[dict], tuple[str, str]]):
+        self._settings = settings
+        self._replay = replay
+        self._limiter = rate_limiter
+        self._sign = sign
+
+    def issue(self, order: TokenOrder, started: float | None = None) -> IssuedToken:
+        """Sign and record a token. `started` (time.perf_counter() at the request's start) bounds the
+        request: past `request_deadline_seconds` the transaction rolls back instead of committing,
+        since the client has most likely given up. Raises TokenRateLimited, AssertionReplayed,
+        ReplayCacheUnavailable, DeadlinePassed, or the database's own error (nothing stored)."""
+        settings = self._settings
+        # Everything slow (signing) happens before the write burst, so the write lock is held briefly.
+        issued = mint_access_token(
+            client_id=order.client_id, secret_id=order.secret_id, account_id=order.account_id, org_id=order.org_id,
+            audience=order.audience, scope=order.scope, sign=self._sign,
+        )
+        jti_expires = order.assertion_expires_at + settings.clock_skew
+        deadline = settings.request_deadline_seconds
+        with store.write_section():
+            remembered = False
+            try:
+                decision = self._limiter.hit("token:client:" + order.client_id,
+                                             settings.rate_limit_token_requests_per_client, commit=False)
+                if not decision.allowed:
+                    raise TokenRateLimited(decision.retry_after)
+                self._replay.remember(order.client_id, order.jti, jti_expires)
+                remembered = True
+                token_store.insert_token(issued.record)
+                if deadline and started is not None and time.perf_counter() - started > deadline:
+                    raise DeadlinePassed()
+                store.commit()
+            except BaseException as exc:
+                try:
+                    store.rollback()
+                except Exception:  # the connection is gone, and its transaction with it
+                    pass
+                if remembered:
+                    self._replay.forget(order.client_id, order.jti)
+                if isinstance(exc, token_store.Duplicate):
+                    raise AssertionReplayed() from None
+                if isinstance(exc, store.integrity_error()):
+                    # A concurrent request with the same jti committed first (database replay cache).
+                    raise AssertionReplayed() from None
+                raise
+        return issued
