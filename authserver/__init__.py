@@ -147,7 +147,13 @@ def _init_oauth(app: Flask, settings: Settings) -> None:
     app.extensions["authserver.redis"] = redis_client
     app.extensions["authserver.redis_circuit"] = circuit
     keyring = KeyRing(settings.key_encryption_key, settings.signing_key_refresh, settings.signing_key_activation_delay)
-    replay = RedisReplayCache(redis_client, circuit) if redis_client is not None else DatabaseReplayCache()
+    replay = DatabaseReplayCache()
+    if redis_client is not None:
+        # The longest a token transaction can last: past the deadline it rolls back, and a statement
+        # (the commit included) is cut at the statement timeout.
+        pending = settings.request_deadline_seconds and (
+            settings.request_deadline_seconds + -(-settings.database_statement_timeout_ms // 1000) + 1)
+        replay = RedisReplayCache(redis_client, circuit, pending_seconds=pending)
     rate_limiter = RedisRateLimiter(redis_client, circuit) if redis_client is not None else DatabaseRateLimiter()
     runtime = OAuthRuntime(
         settings=settings,

@@ -91,7 +91,11 @@ class ConfidentialJWTBearerGrant(JWTBearerGrant):
             issued = runtime.issuance.issue(order, started=getattr(g, "started", None))
         except TokenRateLimited as exc:
             raise SlowDownError("Too many token requests for this client; retry later.", exc.retry_after) from None
-        except AssertionReplayed:
+        except AssertionReplayed as exc:
+            if exc.in_progress_for:
+                raise InvalidGrantError(description=(
+                    "The assertion is in use by another request that has not finished; each jti is accepted "
+                    f"once. If that request failed, this assertion can be sent again in {exc.in_progress_for} s.")) from None
             raise InvalidGrantError(description=REPLAYED) from None
         except ReplayCacheUnavailable:
             raise TemporarilyUnavailableError(description="The replay cache is unreachable; try again shortly.") from None

@@ -102,4 +102,5 @@ class TokenIssuance:
                     # A concurrent request with the same jti committed first (database replay cache).
                     raise AssertionReplayed() from None
                 raise
+        self._replay.confirm(order.client_id, order.jti, jti_expires)
         return issued
