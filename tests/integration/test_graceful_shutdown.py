@@ -110,3 +110,21 @@ def test_sigterm_under_load_answers_every_request_sent_before_it(setup):
     assert {jwt.decode(t, options={"verify_signature": False})["jti"] for t in delivered} <= stored
     # No worker or purger outlived the master.
     assert [pid for pid in children if alive(pid)] == []
+
+
+def test_a_graceful_exit_writes_the_pending_last_used_times(setup):
+    """Last-used times wait in the worker's memory for a few seconds; SIGTERM must not lose them."""
+    with running_server(setup["env"], setup["port"], workers=1) as base:
+        now = int(time.time())
+        assertion = jwt.encode({"iss": setup["client"], "sub": setup["account"], "aud": setup["issuer"] + "/oauth/token",
+                                "iat": now, "exp": now + 120, "jti": uuid.uuid4().hex}, setup["key"],
+                               algorithm="ES256", headers={"kid": setup["kid"]})
+        response = requests.post(base + "/oauth/token", data={"grant_type": JWT_BEARER, "assertion": assertion},
+                                 auth=(setup["client"], setup["secret"]), timeout=30)
+        assert response.status_code == 200
+        with sqlite3.connect(setup["db"]) as conn:
+            assert conn.execute("SELECT last_used_at FROM client_secrets").fetchone()[0] is None  # not in the request
+    # running_server ended with SIGTERM and waited for the exit
+    with sqlite3.connect(setup["db"]) as conn:
+        used = conn.execute("SELECT last_used_at FROM client_secrets").fetchone()[0]
+    assert used is not None and abs(used - now) <= 5
