@@ -76,10 +76,39 @@ class Prepared:
         return entry
 
 
+# How many requests of this process may hold a hot-path connection at once. Those connections come
+# from the engine's pool and stay checked out while idle, so they get a share of the pool, and the
+# ORM (which a request may use after the hot path, never before) keeps the rest: a request holding
+# a hot-path connection never waits for one that only another such request could give back. With
+# sync workers (one request at a time) this never waits; with gevent it bounds the concurrency.
+_budgets: "weakref.WeakKeyDictionary[Any, threading.BoundedSemaphore]" = weakref.WeakKeyDictionary()
+_holding: ContextVar[Any] = ContextVar("authserver_hot_connection_budget", default=None)
+BUDGET_WAIT_SECONDS = 10
+
+
+def _budget(engine) -> threading.BoundedSemaphore:
+    budget = _budgets.get(engine)
+    if budget is None:
+        with _idle_lock:
+            budget = _budgets.get(engine)
+            if budget is None:
+                pool = engine.pool
+                size = pool.size() + max(getattr(pool, "_max_overflow", 0), 0) if hasattr(pool, "size") else 0
+                budget = _budgets[engine] = threading.BoundedSemaphore(max(size - 3, 1) if size else 64)
+    return budget
+
+
 def _connection(fresh: bool = False) -> tuple[Any, Any, Any]:
     current = _current.get()
     if current is None:
         engine = db.engine
+        if _holding.get() is None:
+            budget = _budget(engine)
+            if not budget.acquire(timeout=BUDGET_WAIT_SECONDS):
+                from sqlalchemy.exc import TimeoutError as PoolTimeout
+
+                raise PoolTimeout("every database connection of this worker's hot path is in use")
+            _holding.set(budget)
         idle = _idle_list(engine)
         pid = os.getpid()
         current = None
@@ -209,6 +238,10 @@ def integrity_error() -> type[Exception]:
 def release(exc: BaseException | None = None) -> None:
     """End the request's use of its connection: roll back anything left open and keep it for the next."""
     current = _current.get()
+    budget = _holding.get()
+    if budget is not None:
+        _holding.set(None)
+        budget.release()
     if current is None:
         return
     _current.set(None)

@@ -99,6 +99,7 @@ class PurgeLeader:
         try:
             if self._conn is not None:
                 self._conn.execute(text("SELECT 1")).scalar()
+                self._conn.commit()  # never left idle in a transaction (the lock is the session's, not the transaction's)
                 return True
             conn = db.engine.connect()
             if conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": PURGE_LOCK_KEY}).scalar():

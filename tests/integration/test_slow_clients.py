@@ -4,9 +4,14 @@ from __future__ import annotations
 import socket
 import threading
 import time
+import uuid
 
+import jwt
+import pytest
 import requests
+from cryptography.hazmat.primitives.asymmetric import ec
 
+from ..conftest import JWT_BEARER, PG_URL, fresh_pg_database, public_pem
 from ..servers import cli, free_port, running_server, server_env
 
 
@@ -51,3 +56,54 @@ def test_idle_and_slowloris_connections_do_not_stop_health_and_tokens(tmp_path):
             stop.set()
             for sock in held:
                 sock.close()
+
+
+@pytest.mark.pg
+@pytest.mark.skipif(not PG_URL, reason="needs AUTHSERVER_TEST_DATABASE_URL (set by .ci/run)")
+def test_gevent_workers_on_postgresql_serve_more_concurrent_requests_than_the_pool_holds(tmp_path):
+    """With gevent one worker serves many requests at once; hot-path connections take a bounded share
+    of the pool, so a request never waits for a connection only another waiting request could free."""
+    port = free_port()
+    issuer = f"http://127.0.0.1:{port}"
+    with fresh_pg_database("authserver_gevent") as url:
+        env = server_env(tmp_path / "instance", issuer, AUTHSERVER_WORKER_CLASS="gevent", AUTHSERVER_DATABASE_URL=url)
+        cli(env, "init")
+        org = cli(env, "org", "create", "Acme")["org_id"]
+        account = cli(env, "account", "create", org, "worker", "--kind", "service")["account_id"]
+        client = cli(env, "client", "create", org, "Backend")["client_id"]
+        cli(env, "api", "create", "--org", org, "Orders", "https://orders.acme.test", "--scope", "read")
+        cli(env, "client", "grant", client, "https://orders.acme.test", "--scope", "read")
+        secret = cli(env, "secret", "add", client)["client_secret"]
+        key = ec.generate_private_key(ec.SECP256R1())
+        (tmp_path / "key.pub.pem").write_bytes(public_pem(key))
+        kid = cli(env, "key", "add", client, str(tmp_path / "key.pub.pem"))["kid"]
+        with running_server(env, port, workers=1) as base:
+            outcomes: list[object] = []
+            lock = threading.Lock()
+
+            def one_client():
+                with requests.Session() as http:
+                    for _ in range(15):
+                        now = int(time.time())
+                        assertion = jwt.encode({"iss": client, "sub": account, "aud": issuer + "/oauth/token", "iat": now,
+                                                "exp": now + 120, "jti": uuid.uuid4().hex}, key, algorithm="ES256",
+                                               headers={"kid": kid})
+                        try:
+                            status = http.post(base + "/oauth/token", data={"grant_type": JWT_BEARER, "assertion": assertion},
+                                               auth=(client, secret), timeout=20).status_code
+                            listed = http.get(base + "/readyz", timeout=20).status_code  # a session of the ORM
+                        except requests.RequestException as exc:
+                            status, listed = type(exc).__name__, None
+                        with lock:
+                            outcomes.append((status, listed))
+
+            threads = [threading.Thread(target=one_client) for _ in range(24)]
+            started = time.monotonic()
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join(timeout=120)
+            elapsed = time.monotonic() - started
+    assert len(outcomes) == 24 * 15
+    assert {o for o in outcomes} == {(200, 200)}, {o for o in outcomes}
+    assert elapsed < 60, elapsed  # no request waited out a pool timeout (30 s)
