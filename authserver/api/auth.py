@@ -10,6 +10,7 @@ from ..errors import Forbidden, InvalidToken, Unauthenticated
 from ..extensions import csrf
 from ..services.common import Actor
 from ..services.management import Caller, resolve_session_caller, resolve_token_caller
+from ..services.sessions import COOKIE_KEY, load_session
 
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 CSRF_HEADER = "X-CSRFToken"
@@ -59,8 +60,13 @@ def authenticate() -> CallContext:
         if not token:
             raise InvalidToken("The access token is invalid, expired or revoked.")
         caller = resolve_token_caller(token)
-    elif session.get("account_id") is not None:
-        caller = resolve_session_caller(session.get("account_id"), session.get("org_id"))
+    elif session.get(COOKIE_KEY) is not None:
+        # The cookie holds only the console session's id; the session itself is on the server and may
+        # have ended (signed out, everywhere too; expired; idle; password changed; account disabled).
+        live = load_session(session.get(COOKIE_KEY))
+        if live is None:
+            raise Unauthenticated("This console session has ended: sign in again.")
+        caller = resolve_session_caller(live.account_id, live.org_id)
         if request.method in UNSAFE_METHODS:
             _check_csrf()
     else:

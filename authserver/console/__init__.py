@@ -5,12 +5,12 @@ from datetime import timedelta
 
 from flask import Flask
 
-# Idle lifetime of a console session; the cookie is refreshed on every request (Flask default).
-SESSION_IDLE_LIFETIME = timedelta(hours=8)
-
 
 def register(app: Flask) -> None:
     from .views import bp
 
-    app.config["PERMANENT_SESSION_LIFETIME"] = SESSION_IDLE_LIFETIME
+    # The cookie only carries the session's id; the server decides when the session ends (idle timeout,
+    # absolute lifetime, sign-out). The cookie is never kept longer than the longest session.
+    settings = app.extensions["authserver.settings"]
+    app.config["PERMANENT_SESSION_LIFETIME"] = timedelta(hours=settings.console_session_max_hours)
     app.register_blueprint(bp)

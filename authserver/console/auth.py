@@ -1,19 +1,29 @@
-"""Console sign-in: password check, throttling of failures, the session, and who is signed in."""
+"""Console sign-in: password check, throttling of failures, the session cookie, and who is signed in.
+
+The session itself lives in the database (services/sessions.py); Flask's signed cookie carries only
+its random id, under one key, beside Flask-WTF's CSRF token and flashed messages."""
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from flask import current_app, session
+from flask import current_app, g, session
 
 from ..models import Account
-from ..services.accounts import active_admin, authenticate_user, record_sign_in
+from ..services import sessions
+from ..services.accounts import (
+    active_admin, authenticate_user, change_own_password, record_password_change_refused, record_sign_in,
+)
+from ..services.common import Actor
 
 # Failed sign-ins allowed per minute (the limiter's window); the next attempt is refused. Counted per
 # email *and* address together, and per address: nobody can lock a rightful admin out by guessing at
 # their email from elsewhere (a guesser spread over many addresses meets argon2id and 12+ characters).
 FAILURES_PER_EMAIL_AND_ADDRESS = 5
 FAILURES_PER_ADDRESS = 20
-SESSION_KEYS = ("account_id", "org_id")  # the management API accepts these keys too
+# Wrong current passwords allowed per minute when an admin changes their password: a borrowed or
+# stolen session cannot be used to guess the password itself.
+PASSWORD_CHANGE_FAILURES_PER_ACCOUNT = 5
+SESSION_KEY = sessions.COOKIE_KEY  # the management API reads the same key
 
 
 @dataclass(frozen=True)
@@ -61,26 +71,81 @@ def sign_in(email: object, password: object, address: str | None) -> SignInResul
     return SignInResult(account=account)
 
 
-def start_session(account: Account, address: str | None = None) -> None:
-    record_sign_in(account.email, "signed_in", address)
-    session.clear()  # a fresh session on every sign-in: nothing chosen before it survives (fixation)
-    session["account_id"] = account.account_id
-    session["org_id"] = account.org_id
+def _hold_in_cookie(session_id: str) -> None:
+    session.clear()  # a fresh cookie on every sign-in: nothing chosen before it survives (fixation)
+    session[SESSION_KEY] = session_id
     session.permanent = True
 
 
+def start_session(account: Account, address: str | None = None, user_agent: str | None = None) -> None:
+    """Open a server-side session (audited) and give this browser its id."""
+    new = sessions.start_session(account, user_agent=user_agent, ip_address=address, replaces=session.get(SESSION_KEY))
+    _hold_in_cookie(new.session_id)
+
+
 def end_session(address: str | None = None) -> None:
-    account = signed_in_admin()
-    if account is not None:
-        record_sign_in(account.email, "signed_out", address)
+    """Sign out: the session's row is deleted, so every copy of this cookie is useless."""
+    sessions.end_session(session.get(SESSION_KEY), address)
     session.clear()
 
 
+def end_everywhere(address: str | None = None) -> int:
+    """Sign out everywhere: every session of the signed-in admin ends, this one too."""
+    ended = sessions.end_everywhere(g.console_session, address)
+    session.clear()
+    return ended
+
+
+def current_session() -> sessions.LiveSession | None:
+    return g.get("console_session")
+
+
 def signed_in_admin() -> Account | None:
-    """The admin of the current session, re-checked on every request; None ends the session."""
-    if not session.get("account_id"):
+    """The admin of this browser's session, re-checked on every request; None when there is none. A
+    session that ended (signed out elsewhere, expired, idle, account disabled or demoted) is forgotten
+    here too, and `g.session_ended` says so."""
+    g.console_session = None
+    g.session_ended = False
+    if SESSION_KEY not in session:
         return None
-    account = active_admin(session.get("account_id"), session.get("org_id"))
+    live = sessions.load_session(session.get(SESSION_KEY))
+    account = active_admin(live.account_id, live.org_id) if live is not None else None
     if account is None:
         session.clear()
+        g.session_ended = True
+        return None
+    g.console_session = live
     return account
+
+
+@dataclass(frozen=True)
+class PasswordChangeResult:
+    errors: dict
+    status: int = 200
+    retry_after: int = 0
+
+
+def change_password(admin: Account, current: object, new: object, again: object, address: str | None,
+                    user_agent: str | None) -> PasswordChangeResult:
+    """Change the signed-in admin's own password. On success every session of the admin ends and this
+    browser gets a new one; wrong current passwords are counted per account and audited."""
+    from ..errors import DomainError
+
+    key = "console-password:" + admin.account_id
+    limiter = _limiter()
+    decision = limiter.exceeded(key, PASSWORD_CHANGE_FAILURES_PER_ACCOUNT - 1)
+    if not decision.allowed:
+        return PasswordChangeResult(
+            {"form": f"Too many wrong current passwords. Wait {decision.retry_after} seconds and try again."},
+            429, decision.retry_after)
+    actor = Actor(admin.account_id, address)
+    try:
+        new_session = change_own_password(admin.account_id, admin.org_id, current, new, again, actor=actor,
+                                          user_agent=user_agent)
+    except DomainError as exc:
+        if exc.field == "current_password":
+            limiter.hit(key, PASSWORD_CHANGE_FAILURES_PER_ACCOUNT)
+            record_password_change_refused(admin.account_id, admin.org_id, actor)
+        return PasswordChangeResult({exc.field or "form": exc.message}, exc.status)
+    _hold_in_cookie(new_session.session_id)
+    return PasswordChangeResult({})

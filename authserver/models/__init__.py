@@ -3,10 +3,11 @@ from .audit import AuditEvent
 from .client import Client, ClientKey, ClientSecret
 from .organization import ACCOUNT_KINDS, Account, Organization
 from .ratelimit import RateLimitCounter
+from .session import ConsoleSession
 from .signing_key import SigningKey
 from .token import AccessToken, UsedAssertion
 
 __all__ = [
     "ACCOUNT_KINDS", "AccessToken", "Account", "Api", "ApiClient", "ApiOrgAccess", "ApiScope", "ClientGrant", "AuditEvent", "Client", "ClientKey",
-    "ClientSecret", "Organization", "RateLimitCounter", "SigningKey", "UsedAssertion",
+    "ClientSecret", "ConsoleSession", "Organization", "RateLimitCounter", "SigningKey", "UsedAssertion",
 ]

@@ -11,10 +11,11 @@ from sqlalchemy.exc import IntegrityError
 from .. import clock
 from ..errors import Conflict, InvalidInput, NotFound
 from ..extensions import db
-from ..models import ACCOUNT_KINDS, Account
+from ..models import ACCOUNT_KINDS, Account, Organization
 from .audit import record_event
 from .common import CLI_ACTOR, Actor, clean_name, is_identifier, new_id, transactional
 from .organizations import get_organization
+from .sessions import NewSession, create_session, end_all_for_account
 
 EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,190}\.[^@\s]{1,63}$")
 EMAIL_MAX = 254
@@ -34,12 +35,21 @@ def _clean_email(email: object) -> str:
     return email.strip().lower()
 
 
-def _check_password(password: object) -> str:
+def _check_password(password: object, field: str = "password") -> str:
     if not isinstance(password, str) or len(password) < PASSWORD_MIN:
-        raise InvalidInput(f"The password must be at least {PASSWORD_MIN} characters.", field="password")
+        raise InvalidInput(f"The password must be at least {PASSWORD_MIN} characters.", field=field)
     if len(password) > PASSWORD_MAX:
-        raise InvalidInput(f"The password must be at most {PASSWORD_MAX} characters.", field="password")
+        raise InvalidInput(f"The password must be at most {PASSWORD_MAX} characters.", field=field)
     return password
+
+
+def _password_matches(account: Account, password: object) -> bool:
+    if not account.password_hash or not isinstance(password, str) or len(password) > PASSWORD_MAX:
+        return False
+    try:
+        return _password_hasher.verify(account.password_hash, password)
+    except (VerificationError, InvalidHashError):
+        return False
 
 
 @transactional
@@ -102,21 +112,56 @@ def list_accounts(org_id: str, kind: str | None = None) -> list[Account]:
 
 
 def _active_admin_count(org_id: str) -> int:
+    # The organization's row is locked first (PostgreSQL), so two admins disabling each other at the
+    # same moment are counted one after the other and never leave the organization without an admin.
+    db.session.execute(select(Organization.org_id).where(Organization.org_id == org_id).with_for_update())
     return db.session.scalar(select(func.count()).select_from(Account).where(
         Account.org_id == org_id, Account.kind == "user", Account.is_admin, Account.disabled_at.is_(None)))
 
 
+def _refuse_the_last_admin(account: Account) -> None:
+    if account.kind == "user" and account.is_admin and _active_admin_count(account.org_id) <= 1:
+        raise Conflict("This is the organization's last active administrator: make another admin first.")
+
+
+def _disable(account: Account, actor: Actor) -> Account:
+    if account.disabled_at is None:
+        _refuse_the_last_admin(account)
+        account.disabled_at = clock.now()
+        details = {"sessions_ended": end_all_for_account(account.account_id)} if account.kind == "user" else {}
+        record_event(actor, account.org_id, "account.disabled", "account", account.account_id, **details)
+    return account
+
+
 @transactional
 def disable_account(account_id: str, org_id: str | None = None, actor: Actor = CLI_ACTOR) -> Account:
-    """Disable an account: it gets no new tokens and its live tokens introspect as inactive. The last
-    active admin of an organization is not disabled: nobody could manage it any more."""
+    """Disable an account: it gets no new tokens, its live tokens introspect as inactive and its console
+    sessions end. The last active admin of an organization is not disabled: nobody could manage it any more."""
+    return _disable(get_account(account_id, org_id), actor)
+
+
+def get_admin(account_id: str, org_id: str) -> Account:
+    """An administrator (active or disabled) of the organization; NotFound for any other account."""
     account = get_account(account_id, org_id)
-    if account.disabled_at is None:
-        if account.kind == "user" and account.is_admin and _active_admin_count(account.org_id) <= 1:
-            raise Conflict("This is the organization's last active administrator: make another admin first.")
-        account.disabled_at = clock.now()
-        record_event(actor, account.org_id, "account.disabled", "account", account.account_id)
+    if account.kind != "user" or not account.is_admin:
+        raise NotFound("Administrator not found.")
     return account
+
+
+def list_admins(org_id: str) -> list[Account]:
+    return [a for a in list_accounts(org_id, kind="user") if a.is_admin]
+
+
+@transactional
+def disable_admin(account_id: str, org_id: str, actor: Actor) -> Account:
+    """An admin disables another admin of the same organization (never themselves, never the last
+    active one): the other admin is signed out everywhere and cannot sign in until enabled again."""
+    account = get_admin(account_id, org_id)
+    if account.account_id == actor.actor_id:
+        if account.disabled_at is None:
+            _refuse_the_last_admin(account)  # the reason that stays true whoever asks
+        raise Conflict("You cannot disable your own account: another admin of the organization can.")
+    return _disable(account, actor)
 
 
 @transactional
@@ -137,13 +182,39 @@ def enable_account(account_id: str, org_id: str | None = None, actor: Actor = CL
 
 @transactional
 def set_password(account_id: str, password: object, org_id: str | None = None, actor: Actor = CLI_ACTOR) -> Account:
-    """Set a user's password (the operator's reset, or an admin's own change)."""
+    """Set a user's password (the operator's reset). Every console session of the account ends: whoever
+    knew the old password, or holds a copy of a session cookie, is signed out."""
     account = get_account(account_id, org_id)
     if account.kind != "user":
         raise InvalidInput("A service account has no password: it cannot log in.", field="password")
     account.password_hash = _password_hasher.hash(_check_password(password))
-    record_event(actor, account.org_id, "account.password_set", "account", account.account_id)
+    ended = end_all_for_account(account.account_id)
+    record_event(actor, account.org_id, "account.password_set", "account", account.account_id, sessions_ended=ended)
     return account
+
+
+@transactional
+def change_own_password(account_id: str, org_id: str, current_password: object, new_password: object,
+                        new_password_again: object, *, actor: Actor, user_agent: object = None) -> NewSession:
+    """An admin changes their own password. Every session of the account ends, the current one too, and
+    a new session replaces the current one (so a copy of its cookie is useless as well): the new session
+    is returned. Nothing changes when the current password is wrong or the new one is refused."""
+    account = get_account(account_id, org_id)
+    if account.kind != "user" or not account.password_hash:
+        raise InvalidInput("This account has no password to change.", field="current_password")
+    if not _password_matches(account, current_password):
+        raise InvalidInput("The current password is not correct.", field="current_password")
+    new_password = _check_password(new_password, field="new_password")
+    if new_password_again != new_password:
+        raise InvalidInput("The two new passwords are not the same.", field="new_password_again")
+    if new_password == current_password:
+        raise InvalidInput("The new password must differ from the current one.", field="new_password")
+    account.password_hash = _password_hasher.hash(new_password)
+    ended = end_all_for_account(account.account_id)
+    new_session = create_session(account, user_agent=user_agent, ip_address=actor.ip_address)
+    record_event(actor, account.org_id, "account.password_changed", "account", account.account_id,
+                 other_sessions_ended=max(ended - 1, 0))
+    return new_session
 
 
 def authenticate_user(email: object, password: object) -> Account | None:
@@ -162,9 +233,17 @@ def authenticate_user(email: object, password: object) -> Account | None:
 
 
 @transactional
+def record_password_change_refused(account_id: str, org_id: str, actor: Actor) -> None:
+    """Audit an attempt to change one's own password with a wrong current password (nothing else is kept)."""
+    record_event(actor, org_id, "account.password_change_refused", "account", account_id)
+
+
+@transactional
 def record_sign_in(email: object, outcome: str, ip_address: str | None) -> None:
-    """Audit a console sign-in, a failed one or a sign-out in the organization of the account the email
-    names. An email that names no account is recorded nowhere: no organization may learn of it."""
+    """Audit a console sign-in attempt (the console records `sign_in_failed` here) in the organization of
+    the account the email names. An email that names no account is recorded nowhere: no organization may
+    learn of it. Sign-ins that open a session, sign-outs and sign-outs everywhere are audited by
+    services/sessions.py, in the transaction that opens or ends the session."""
     account = None
     if is_identifier(email, EMAIL_MAX):
         account = db.session.scalar(select(Account).where(Account.email == email.strip().lower()))

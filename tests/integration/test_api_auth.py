@@ -163,11 +163,17 @@ def test_documentation_needs_no_token(http):
 # --- the console's session --------------------------------------------------------------------
 
 def session_for(app, http, account_id: str, org_id: str) -> str:
-    """Put a signed-in console session in the test client's cookie; return its CSRF token."""
+    """Open a console session on the server for the account (claiming `org_id`) and put its id in the test
+    client's cookie, as a sign-in does; return its CSRF token."""
+    from authserver.models import Account
+    from authserver.services.sessions import COOKIE_KEY, create_session
+
+    opened = create_session(db.session.get(Account, account_id))
+    opened.session.org_id = org_id
+    db.session.commit()
     raw = uuid.uuid4().hex
     with http.session_transaction() as session:
-        session["account_id"] = account_id
-        session["org_id"] = org_id
+        session[COOKIE_KEY] = opened.session_id
         session["csrf_token"] = raw
     return URLSafeTimedSerializer(app.secret_key, salt="wtf-csrf-token").dumps(raw)
 

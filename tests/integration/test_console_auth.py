@@ -2,9 +2,10 @@
 import time
 
 from authserver import clock
-from authserver.console.auth import FAILURES_PER_ADDRESS, FAILURES_PER_EMAIL_AND_ADDRESS
+from authserver.console.auth import FAILURES_PER_ADDRESS, FAILURES_PER_EMAIL_AND_ADDRESS, SESSION_KEY
 from authserver.extensions import db
-from authserver.models import Account
+from authserver.models import Account, ConsoleSession
+from authserver.services.sessions import hash_session_id
 from authserver.ratelimit import WINDOW
 
 from ..conftest import make_app
@@ -37,16 +38,19 @@ def test_sign_in_page_is_an_accessible_form_with_a_csrf_token(http):
     assert form.method == "post" and form.fields["csrf_token"]
 
 
-def test_sign_in_success_stores_account_and_org_in_a_fresh_permanent_session(app, console_admin):
+def test_sign_in_success_puts_only_a_session_id_in_a_fresh_permanent_cookie(app, console_admin):
     console = Console(app.test_client())
     with console.http.session_transaction() as session:
         session["planted"] = "by an attacker"  # fixation: nothing from before sign-in may survive
+        session[SESSION_KEY] = "chosen-by-an-attacker"
     response = console.sign_in(console_admin)
     assert response.status_code == 303 and response.headers["Location"] == "/console/apps"
     stored = session_of(console.http)
-    assert stored["account_id"] == console_admin.account_id and stored["org_id"] == console_admin.org_id
-    assert "planted" not in stored
+    assert "account_id" not in stored and "org_id" not in stored and "planted" not in stored
+    assert stored[SESSION_KEY] != "chosen-by-an-attacker"
     assert stored.get("_permanent") is True
+    row = db.session.get(ConsoleSession, hash_session_id(stored[SESSION_KEY]))
+    assert (row.account_id, row.org_id) == (console_admin.account_id, console_admin.org_id)
     page = console.get("/console/apps").get_data(as_text=True)
     assert console_admin.email in page and "Sign out" in page
 
@@ -87,7 +91,7 @@ def test_wrong_password_is_refused_with_a_readable_message_and_no_session(app, c
     response = console.sign_in(console_admin, password="not the password")
     assert response.status_code == 400
     assert "The email address or password is not correct." in response.get_data(as_text=True)
-    assert "account_id" not in session_of(console.http)
+    assert SESSION_KEY not in session_of(console.http)
     assert console.get("/console/apps").status_code == 303
 
 
@@ -104,7 +108,7 @@ def test_a_user_who_is_not_an_admin_cannot_use_the_console(app, console_admin):
     response = console.sign_in(member)
     assert response.status_code == 403
     assert "not an organization admin" in response.get_data(as_text=True)
-    assert "account_id" not in session_of(console.http)
+    assert SESSION_KEY not in session_of(console.http)
 
 
 def test_a_disabled_admin_cannot_sign_in(app, console_admin):
@@ -125,7 +129,7 @@ def test_failures_are_throttled_per_email_and_address_even_for_the_right_passwor
     assert response.status_code == 429
     assert int(response.headers["Retry-After"]) > 0
     assert "Too many failed sign-in attempts" in response.get_data(as_text=True)
-    assert "account_id" not in session_of(console.http)
+    assert SESSION_KEY not in session_of(console.http)
     # The rightful admin, from their own address, is not locked out by someone guessing at their email.
     rightful = Console(app.test_client())
     form = rightful.form("/console/sign-in", "/console/sign-in")
@@ -171,7 +175,7 @@ def test_every_request_rechecks_the_account(app, console_admin):
     db.session.commit()
     response = console.get("/console/apps")
     assert response.status_code == 303 and response.headers["Location"].startswith("/console/sign-in")
-    assert "account_id" not in session_of(console.http)
+    assert SESSION_KEY not in session_of(console.http)
 
 
 def test_disabling_the_admin_ends_the_session(app, console_admin):
@@ -190,18 +194,20 @@ def test_a_deleted_account_ends_the_session(app, console_admin):
     assert console.get("/console/apps").status_code == 303
 
 
-def test_a_session_for_another_org_is_refused(app, console_admin):
+def test_a_session_id_the_server_never_issued_is_refused(app, console_admin):
     other = make_admin(org_name="Globex")
     console = signed_in(app, console_admin)
     with console.http.session_transaction() as session:
-        session["org_id"] = other.org_id  # a tampered (or stale) session pointing elsewhere
+        session["org_id"] = other.org_id  # names from the former cookie layout mean nothing now
+        session[SESSION_KEY] = session[SESSION_KEY][:-2] + "xx"  # a session id the server never issued
     assert console.get("/console/apps").status_code == 303
+    assert SESSION_KEY not in session_of(console.http)
 
 
 def test_sign_out_ends_the_session(console):
     response = console.submit("/console/apps", "/console/sign-out")
     assert response.status_code == 303 and response.headers["Location"] == "/console/sign-in"
-    assert "account_id" not in session_of(console.http)
+    assert SESSION_KEY not in session_of(console.http)
     assert "You have signed out." in console.get("/console/sign-in").get_data(as_text=True)
     assert console.get("/console/apps").status_code == 303
 
