@@ -118,6 +118,7 @@ def create_app(overrides: dict | None = None) -> Flask:
     app.teardown_appcontext(store.release)
     _register_health(app)
     _register_error_handlers(app)
+    _register_favicon(app)
     _register_request_hooks(app)
     _register_optional_blueprints(app)
     return app
@@ -155,10 +156,12 @@ def _init_oauth(app: Flask, settings: Settings) -> None:
             settings.request_deadline_seconds + -(-settings.database_statement_timeout_ms // 1000) + 1)
         replay = RedisReplayCache(redis_client, circuit, pending_seconds=pending)
     rate_limiter = RedisRateLimiter(redis_client, circuit) if redis_client is not None else DatabaseRateLimiter()
+    key_fetcher = _key_fetcher(settings)
+    app.extensions["authserver.key_fetcher"] = key_fetcher  # one per process: its cache serves every request
     runtime = OAuthRuntime(
         settings=settings,
         keyring=keyring,
-        client_keys=ClientKeyCache(),
+        client_keys=ClientKeyCache(key_fetcher),
         client_access=ClientAccessCache(),
         replay=replay,
         metrics=Metrics(),
@@ -169,6 +172,20 @@ def _init_oauth(app: Flask, settings: Settings) -> None:
     app.extensions["authserver.oauth"] = AuthServer(runtime)
     csrf.exempt(oauth_bp)
     app.register_blueprint(oauth_bp)
+
+
+def _key_fetcher(settings: Settings):
+    """The fetcher of clients' key URLs (SPEC §10), with the CA file of the settings when one is named."""
+    import ssl
+
+    from .config import ConfigError
+    from .keyfetch import KeyFetcher
+
+    try:
+        return KeyFetcher(allow_insecure=settings.key_fetch_allow_insecure, ca_file=settings.key_fetch_ca_file or None)
+    except (OSError, ssl.SSLError):
+        raise ConfigError(f"AUTHSERVER_KEY_FETCH_CA_FILE {settings.key_fetch_ca_file} holds no PEM CA "
+                          "certificate") from None
 
 
 def _database_writable() -> bool:
@@ -250,6 +267,10 @@ def _register_error_handlers(app: Flask) -> None:
             from .api.problems import from_http_error  # problem+json that keeps headers such as Allow
 
             return from_http_error(exc)
+        if _is_console_path():
+            page = _console_error_page(app, exc.code or 500, exc)
+            if page is not None:
+                return page
         return exc
 
     @app.errorhandler(Exception)
@@ -271,15 +292,90 @@ def _register_error_handlers(app: Flask) -> None:
             if request.path.startswith("/api/"):
                 body = {"type": "about:blank", "title": "Service Unavailable", "status": 503, "detail": message}
                 return Response(json.dumps(body), status=503, content_type="application/problem+json", headers=headers)
+            if _is_console_path():
+                page = _console_error_page(app, 503, message=message, headers=headers)
+                if page is not None:
+                    return page
             return Response(message, status=503, content_type="text/plain", headers=headers)
-        app.logger.exception("unhandled error on %s %s", request.method, request.path)
+        request_id = g.get("request_id", "")
+        app.logger.exception("unhandled error on %s %s", request.method, request.path, extra={"request_id": request_id})
         if request.path.startswith(("/oauth/", "/.well-known/")):
             body = {"error": "server_error", "error_description": "The server hit an unexpected error."}
             return Response(json.dumps(body), status=500, content_type="application/json")
         if request.path.startswith("/api/"):
             body = {"type": "about:blank", "title": "Internal Server Error", "status": 500}
             return Response(json.dumps(body), status=500, content_type="application/problem+json")
+        if _is_console_path():
+            page = _console_error_page(app, 500, request_id=request_id)
+            if page is not None:
+                return page
         return Response("Internal Server Error", status=500)
+
+
+def _is_console_path() -> bool:
+    return request.path == "/console" or request.path.startswith("/console/")
+
+
+CONSOLE_SERVER_ERRORS = {
+    500: ("Something went wrong",
+          ("The server hit an unexpected error and did not finish this request. Try again in a moment; if it keeps "
+           "happening, give the operator the request ID below.")),
+    503: ("Temporarily unavailable", ""),
+}
+
+
+def _console_error_page(app: Flask, status: int, exc: Exception | None = None, *, message: str = "",
+                        request_id: str = "", headers: dict | None = None) -> Response | None:
+    """An error under /console as a page of the console (its look, a way back, never a traceback), also for
+    paths no console route matches, which its blueprint's own error handler never sees. None when the
+    console is not installed or the page cannot be rendered (the caller's plain answer stands)."""
+    from flask import render_template, url_for
+    from werkzeug.exceptions import HTTPException
+
+    if "console" not in app.blueprints:
+        return None
+    try:
+        from .console import views as console_views
+
+        if isinstance(exc, HTTPException) and status < 500:
+            if request.blueprint != "console":  # no console route matched: its sign-in check has not run
+                try:
+                    console_views.require_admin()  # sets g.admin; its redirect for visitors is not wanted here
+                except Exception:  # the page goes on without the signed-in navigation
+                    db.session.rollback()
+                    g.admin = None
+            body, status = console_views.http_error(exc)
+        else:
+            # A server error: the page must not need the database (it may be what failed), so it goes without
+            # the signed-in navigation, which reads the organization.
+            g.admin = None
+            title, default_message = CONSOLE_SERVER_ERRORS.get(status, CONSOLE_SERVER_ERRORS[500])
+            body = render_template("console/error.html", title=title, message=message or default_message,
+                                   request_id=request_id, back_url=url_for("console.index"),
+                                   back_label="Back to the console")
+        response = app.make_response((body, status))
+        if isinstance(exc, HTTPException):
+            for name, value in exc.get_headers():
+                if name.lower() != "content-type":  # e.g. Allow on a 405
+                    response.headers[name] = value
+        response.headers.update(headers or {})
+        return console_views.security_headers(response)
+    except Exception:  # rendering failed too: never a traceback, the plain answer instead
+        app.logger.warning("the console's error page could not be rendered", exc_info=True,
+                           extra={"request_id": g.get("request_id", "")})
+        return None
+
+
+def _register_favicon(app: Flask) -> None:
+    """/favicon.ico, which browsers ask for on every origin: the console's icon (SVG)."""
+    from flask import abort, send_from_directory
+
+    @app.get("/favicon.ico")
+    def favicon():
+        console = app.blueprints.get("console")
+        if console is None or console.static_folder is None:
+            abort(404)
+        return send_from_directory(console.static_folder, "favicon.svg", mimetype="image/svg+xml", max_age=86400)
 
 
 def _register_request_hooks(app: Flask) -> None:
