@@ -156,7 +156,7 @@ curl -s -H "Authorization: Bearer $TOKEN" {{ issuer }}{{ api_prefix }}/clients</
     </table>
     {% endif %}
     {% if op.requestBody %}
-    <p><strong>Request body</strong>{% if op.requestBody.description %}: {{ prose(op.requestBody.description, inline=True) }}{% endif %}</p>
+    <p><strong>Request body</strong>{% if not op.requestBody.required %} <span class="muted">(optional)</span>{% endif %}{% if op.requestBody.description %}: {{ prose(op.requestBody.description, inline=True) }}{% endif %}</p>
     <table>
       <thead><tr><th scope="col">media type</th><th scope="col">schema</th></tr></thead>
       <tbody>{% for media, content in op.requestBody.content.items() %}

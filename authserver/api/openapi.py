@@ -85,7 +85,7 @@ def _parameters(op: Operation, schemas: dict) -> list[dict]:
 
 def _request_body(op: Operation, refs: dict) -> dict | None:
     if op.body is not None:
-        return {"required": True, "content": {"application/json": {"schema": refs[op.body]}}}
+        return {"required": not op.body_optional, "content": {"application/json": {"schema": refs[op.body]}}}
     if op.upload is not None:
         binary = {"type": "string", "contentMediaType": "application/octet-stream"}
         content = {media_type: {"schema": {"type": "string", "contentMediaType": media_type}}

@@ -61,6 +61,7 @@ class Operation:
     tag: str
     responses: dict  # status -> response model, Binary, Html or None (no body)
     body: type[BaseModel] | None = None
+    body_optional: bool = False  # no body at all stands for an empty object
     upload: Upload | None = None
     query: type[BaseModel] | None = None
     errors: tuple[int, ...] = ()
@@ -128,7 +129,8 @@ def _handler(op: Operation, view: Callable) -> Callable:
         if op.query is not None:
             kwargs["query"] = _parse_query(op.query)
         if op.body is not None:
-            kwargs["body"] = _parse_json_body(op.body)
+            absent = op.body_optional and not request.content_length and not request.get_data(cache=True)
+            kwargs["body"] = op.body.model_validate({}) if absent else _parse_json_body(op.body)
         if op.upload is not None:
             kwargs["upload"] = _read_upload(op.upload)
         return _render(op, view(context, **kwargs))

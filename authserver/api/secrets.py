@@ -4,23 +4,46 @@ from __future__ import annotations
 from flask import url_for
 from pydantic import Field
 
+from ..config import SECRET_TTL_MAX_DAYS
 from ..models import ClientSecret
 from ..services import client_secrets as secret_service
 from .auth import CallContext
 from .routing import Reply, operation
-from .schemas import ResponseBody, Timestamp, timestamp
+from .schemas import RequestBody, ResponseBody, Timestamp, optional, timestamp
 
 TAG = "Client secrets"
+
+
+EXPIRES_AT = "When the secret stops authenticating (RFC 3339, UTC), or null when it never expires."
+
+
+def _date_time(schema: dict) -> None:
+    schema.pop("default", None)
+    schema["format"] = "date-time"
+
+
+class SecretCreate(RequestBody):
+    """Optional: without a body (or with neither member) the server's default lifetime applies."""
+
+    expires_at: str = Field(default=None, min_length=1, json_schema_extra=_date_time, description=(
+        "When the secret stops authenticating: an RFC 3339 date-time with a time zone (or a date: midnight "
+        f"UTC), in the future and at most {SECRET_TTL_MAX_DAYS} days ahead. Not with `expires_in_days`."))
+    expires_in_days: int = optional(f"Days until the secret stops authenticating, 1 to {SECRET_TTL_MAX_DAYS}. "
+                                    "Not with `expires_at`.")
 
 
 class SecretOut(ResponseBody):
     secret_id: str
     created_at: Timestamp
     last_used_at: Timestamp | None = Field(description="Last successful client authentication (to the minute), or null.")
+    expires_at: Timestamp | None = Field(description=EXPIRES_AT)
+    leaked_at: Timestamp | None = Field(description="When a leak report (POST /oauth/secret-leak) named the secret, "
+                                                    "which disabled it; null otherwise.")
 
     @classmethod
     def of(cls, row: ClientSecret) -> "SecretOut":
-        return cls(secret_id=row.secret_id, created_at=timestamp(row.created_at), last_used_at=timestamp(row.last_used_at))
+        return cls(secret_id=row.secret_id, created_at=timestamp(row.created_at), last_used_at=timestamp(row.last_used_at),
+                   expires_at=timestamp(row.expires_at), leaked_at=timestamp(row.leaked_at))
 
 
 class SecretList(ResponseBody):
@@ -31,6 +54,7 @@ class NewSecretOut(ResponseBody):
     secret_id: str
     client_secret: str = Field(description="Shown this once: the server keeps only a hash of it.")
     created_at: Timestamp
+    expires_at: Timestamp | None = Field(description=EXPIRES_AT)
 
 
 @operation("GET", "/clients/{client_id}/secrets", summary="List a client's secrets (never their values)", tag=TAG,
@@ -40,12 +64,16 @@ def list_secrets(ctx: CallContext, client_id: str):
 
 
 @operation("POST", "/clients/{client_id}/secrets", summary="Generate a new client secret", tag=TAG,
-           responses={201: NewSecretOut}, errors=(409,),
+           body=SecretCreate, body_optional=True, responses={201: NewSecretOut}, errors=(409,),
            response_headers={201: {"Location": "The new secret's URL.", "Cache-Control": "no-store"}},
-           description="The answer holds the secret in clear, this once: store it now. No request body.")
-def create_secret(ctx: CallContext, client_id: str):
-    new = secret_service.add_secret(client_id, ctx.org_id, actor=ctx.actor)
-    body = NewSecretOut(secret_id=new.secret_id, client_secret=new.client_secret, created_at=timestamp(new.created_at))
+           description="The answer holds the secret in clear, this once: store it now. The body is optional: "
+                       "`expires_at` or `expires_in_days` sets when the secret stops authenticating; without "
+                       "either, the server's default lifetime applies (none unless the operator set one).")
+def create_secret(ctx: CallContext, client_id: str, body: SecretCreate):
+    new = secret_service.add_secret(client_id, ctx.org_id, actor=ctx.actor, expires_at=body.expires_at,
+                                    expires_in_days=body.expires_in_days)
+    body = NewSecretOut(secret_id=new.secret_id, client_secret=new.client_secret, created_at=timestamp(new.created_at),
+                        expires_at=timestamp(new.expires_at))
     headers = {
         "Location": url_for("api_v1.get_secret", client_id=client_id, secret_id=new.secret_id),
         "Cache-Control": "no-store",  # RFC 6749 §5.1 does the same for credentials in a response
