@@ -603,31 +603,58 @@ def secret():
 
 @secret.command("add")
 @click.argument("client_id")
+@click.option("--expires-in", "expires_in", metavar="DAYS",
+              help="Days until the secret stops authenticating (1 to 3650).")
+@click.option("--expires-at", "expires_at", metavar="ISO-8601-TIME",
+              help="When the secret stops authenticating, e.g. 2030-01-31T12:00:00Z (a date alone: midnight UTC).")
 @with_app
-def secret_add(client_id):
-    """Generate a client secret: shown once here, stored only as a hash."""
+def secret_add(client_id, expires_in, expires_at):
+    """Generate a client secret: shown once here, stored only as a hash.
+
+    Without --expires-in or --expires-at it expires after AUTHSERVER_SECRET_DEFAULT_TTL_DAYS (0: never)."""
     from .services.client_secrets import add_secret
 
-    new = add_secret(client_id)
+    new = add_secret(client_id, expires_at=expires_at, expires_in_days=expires_in)
+    expiry = clock.isoformat(new.expires_at)
     human = (f"secret_id:     {new.secret_id}\nclient_secret: {new.client_secret}\n"
+             f"expires_at:    {expiry or 'never'}\n"
              "This secret is shown once and cannot be retrieved again. Store it now.")
-    return {"secret_id": new.secret_id, "client_secret": new.client_secret}, human
+    return {"secret_id": new.secret_id, "client_secret": new.client_secret, "expires_at": expiry}, human
 
 
 def secret_json(s) -> dict:
     return {"secret_id": s.secret_id, "created_at": clock.isoformat(s.created_at),
-            "last_used_at": clock.isoformat(s.last_used_at)}
+            "last_used_at": clock.isoformat(s.last_used_at), "expires_at": clock.isoformat(s.expires_at),
+            "leaked_at": clock.isoformat(s.leaked_at)}
+
+
+def secret_line(s) -> str:
+    """One secret for people: its times, and a warning when it no longer works or soon will not."""
+    from .services.client_secrets import STATE_EXPIRED, STATE_EXPIRING, STATE_LEAKED, days_left, secret_state
+
+    row = secret_json(s)
+    line = (f"{row['secret_id']}  created {row['created_at']}  last used {row['last_used_at'] or 'never'}"
+            f"  expires {row['expires_at'] or 'never'}")
+    state = secret_state(s)
+    if state == STATE_LEAKED:
+        line += f"  ! REPORTED LEAKED at {row['leaked_at']}: disabled, add a new secret and delete this one"
+    elif state == STATE_EXPIRED:
+        line += "  ! EXPIRED: no longer authenticates"
+    elif state == STATE_EXPIRING:
+        days = days_left(s)
+        line += f"  ! expires in {days} day{'s' if days != 1 else ''}: add a new secret and switch to it"
+    return line
 
 
 @secret.command("list")
 @click.argument("client_id")
 @with_app
 def secret_list(client_id):
-    """List a client's secrets (ids and times, never the secrets)."""
+    """List a client's secrets (ids, times and expiry, never the secrets)."""
     from .services.client_secrets import list_secrets
 
-    rows = [secret_json(s) for s in list_secrets(client_id)]
-    return rows, "\n".join(f"{r['secret_id']}  created {r['created_at']}  last used {r['last_used_at'] or 'never'}" for r in rows) or "No secrets."
+    secrets_ = list_secrets(client_id)
+    return [secret_json(s) for s in secrets_], "\n".join(secret_line(s) for s in secrets_) or "No secrets."
 
 
 @secret.command("delete")
@@ -671,15 +698,47 @@ def key_add(client_id, file, kid):
     return {"kid": k.kid}, k.kid
 
 
+def key_url_json(status) -> dict:
+    return {"jwks_uri": status.jwks_uri, "created_at": clock.isoformat(status.added_at), "key_ids": list(status.key_ids),
+            "last_fetch_at": clock.isoformat(status.last_fetch_at), "next_fetch_at": clock.isoformat(status.next_fetch_at),
+            "last_error": status.last_error, "last_error_at": clock.isoformat(status.last_error_at)}
+
+
+def key_url_human(entry: dict) -> str:
+    fetched = (f"last fetched {entry['last_fetch_at']}, keys: {', '.join(entry['key_ids']) or 'none'}"
+               if entry["last_fetch_at"] else "never fetched")
+    error = f"\n  last error ({entry['last_error_at']}): {entry['last_error']}" if entry["last_error"] else ""
+    return f"URL {entry['jwks_uri']}  added {entry['created_at']}  {fetched}{error}"
+
+
+@key.command("add-url")
+@click.argument("client_id")
+@click.argument("url")
+@with_app
+def key_add_url(client_id, url):
+    """Register the URL of a JWK Set whose keys verify the client's assertions (one per client; a new
+    one replaces the old). It must answer now with at least one usable signing key."""
+    from .services.client_keys import set_key_url
+
+    entry = key_url_json(set_key_url(client_id, url))
+    return entry, key_url_human(entry)
+
+
 @key.command("list")
 @click.argument("client_id")
 @with_app
 def key_list(client_id):
-    """List a client's public keys."""
-    from .services.client_keys import list_keys
+    """List a client's public keys, and its key URL with the keys fetched from it and the last error."""
+    from .services.client_keys import key_url_status, list_keys
 
     rows = [key_json(k) for k in list_keys(client_id)]
-    return rows, "\n".join(f"{r['kid']}  {r['key_type']}  created {r['created_at']}" for r in rows) or "No keys."
+    lines = [f"{r['kid']}  {r['key_type']}  created {r['created_at']}" for r in rows]
+    status = key_url_status(client_id)
+    if status is not None:
+        entry = key_url_json(status)
+        rows.append(entry)
+        lines.append(key_url_human(entry))
+    return rows, "\n".join(lines) or "No keys."
 
 
 @key.command("delete")
@@ -687,10 +746,19 @@ def key_list(client_id):
 @click.argument("kid")
 @with_app
 def key_delete(client_id, kid):
-    """Delete a public key: assertions signed with it are refused at once."""
-    from .services.client_keys import delete_key
+    """Delete a public key (by its KID), or the key URL (give the URL): assertions signed with its keys
+    are refused at once."""
+    from .errors import NotFound
+    from .services.client_keys import delete_key, delete_key_url
+    from .services.clients import get_client
 
-    delete_key(client_id, kid)
+    try:
+        delete_key(client_id, kid)
+    except NotFound:
+        if get_client(client_id).jwks_uri != kid:
+            raise
+        delete_key_url(client_id)
+        return {"deleted": kid}, f"Key URL {kid} deleted."
     return {"deleted": kid}, f"Key {kid} deleted."
 
 
@@ -779,7 +847,7 @@ def purge_once() -> dict:
               help="Stop when this process (the server's master) is gone.")
 @with_app
 def purge(every, parent):
-    """Delete expired token records, used assertion ids and rate-limit windows.
+    """Delete expired token records, used assertion ids, rate-limit windows and console sessions.
 
     With --every, one purger of the whole deployment works: hosts sharing a PostgreSQL database elect
     it through an advisory lock, so N hosts do not purge N times; another takes over if it dies."""

@@ -13,6 +13,11 @@ DEFAULTS_FILE = PACKAGE_ROOT / "defaults.toml"
 MIGRATIONS_DIR = PACKAGE_ROOT / "migrations"
 ENV_PREFIX = "AUTHSERVER_"
 SIGNING_ALGS = ("RS256", "ES256", "EdDSA")
+# The longest life a client secret may be given (ten years), by default or per secret: longer is a mistake.
+SECRET_TTL_MAX_DAYS = 3650
+# Upper bounds of the console session lifetimes (a week idle, a year in all): longer is a mistake.
+CONSOLE_SESSION_IDLE_MINUTES_MAX = 7 * 24 * 60
+CONSOLE_SESSION_MAX_HOURS_MAX = 366 * 24
 
 
 class ConfigError(ValueError):
@@ -45,14 +50,19 @@ class Settings:
     purge_interval: int
     signing_key_refresh: int
     signing_key_activation_delay: int
+    secret_default_ttl_days: int
     rate_limit_auth_failures_per_client: int
     rate_limit_auth_failures_per_address: int
     rate_limit_token_requests_per_client: int
+    console_session_idle_minutes: int
+    console_session_max_hours: int
     session_key: str
     secret_pepper: bytes
     key_encryption_key: bytes
     log_level: str
     trusted_proxies: int = 0
+    key_fetch_allow_insecure: bool = False
+    key_fetch_ca_file: str = ""
 
     @property
     def token_endpoint(self) -> str:
@@ -95,6 +105,24 @@ SERVED_ISSUER_FILE = "served-issuer"  # written by `authserver serve` when it de
 
 
 WORKER_CLASSES = ("sync", "gevent")
+FLAG_VALUES = {"1": True, "true": True, "yes": True, "0": False, "false": False, "no": False}
+
+
+def _ca_file(value: object) -> str:
+    """The CA bundle that replaces the system's for key fetching: empty (system CAs) or a readable file."""
+    text = str(value).strip()
+    if not text:
+        return ""
+    path = Path(text).expanduser().resolve()
+    if not path.is_file() or not os.access(path, os.R_OK):
+        raise ConfigError(f"AUTHSERVER_KEY_FETCH_CA_FILE names {path}, which is not a readable file")
+    return str(path)
+
+
+def _secret_default_ttl_days(days: int) -> int:
+    if days > SECRET_TTL_MAX_DAYS:
+        raise ConfigError(f"{ENV_PREFIX}SECRET_DEFAULT_TTL_DAYS must be at most {SECRET_TTL_MAX_DAYS} (0 means never)")
+    return days
 
 
 def _worker_class(value: object) -> str:
@@ -122,6 +150,18 @@ def load_settings(overrides: dict | None = None) -> Settings:
             raise ConfigError(f"{ENV_PREFIX}{key.upper()} must be an integer") from None
         if value < minimum:
             raise ConfigError(f"{ENV_PREFIX}{key.upper()} must be at least {minimum}")
+        return value
+
+    def as_flag(key: str) -> bool:
+        value = str(raw[key]).strip().lower()
+        if value not in FLAG_VALUES:
+            raise ConfigError(f"{ENV_PREFIX}{key.upper()} must be 1 or 0 (true or false)")
+        return FLAG_VALUES[value]
+
+    def as_bounded_int(key: str, minimum: int, maximum: int) -> int:
+        value = as_int(key, minimum)
+        if value > maximum:
+            raise ConfigError(f"{ENV_PREFIX}{key.upper()} must be at most {maximum}")
         return value
 
     instance_path = Path(str(raw["instance_path"])).expanduser().resolve()
@@ -168,14 +208,19 @@ def load_settings(overrides: dict | None = None) -> Settings:
         purge_interval=as_int("purge_interval"),
         signing_key_refresh=as_int("signing_key_refresh", 1),
         signing_key_activation_delay=as_int("signing_key_activation_delay"),
+        secret_default_ttl_days=_secret_default_ttl_days(as_int("secret_default_ttl_days")),
         rate_limit_auth_failures_per_client=as_int("rate_limit_auth_failures_per_client"),
         rate_limit_auth_failures_per_address=as_int("rate_limit_auth_failures_per_address"),
         rate_limit_token_requests_per_client=as_int("rate_limit_token_requests_per_client"),
+        console_session_idle_minutes=as_bounded_int("console_session_idle_minutes", 1, CONSOLE_SESSION_IDLE_MINUTES_MAX),
+        console_session_max_hours=as_bounded_int("console_session_max_hours", 1, CONSOLE_SESSION_MAX_HOURS_MAX),
         session_key=secret("session_key", "session.key"),
         secret_pepper=secret("secret_pepper", "secret-pepper.key").encode(),
         key_encryption_key=secret("key_encryption_key", "key-encryption.key").encode(),
         log_level=str(raw["log_level"]).upper(),
         trusted_proxies=as_int("trusted_proxies"),
+        key_fetch_allow_insecure=as_flag("key_fetch_allow_insecure"),
+        key_fetch_ca_file=_ca_file(raw["key_fetch_ca_file"]),
     )
 
 

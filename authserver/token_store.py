@@ -27,6 +27,15 @@ class SecretMatch(NamedTuple):
     secret_id: str
     secret_hash: str
     last_used_at: int | None
+    expires_at: int | None  # the secret's expiry (None: never)
+    leaked_at: int | None  # set when a leak report named it
+
+
+class ClientRecord(NamedTuple):
+    client_id: str
+    org_id: str
+    keys_version: int
+    access_version: int
 
 
 class TokenRecord(NamedTuple):
@@ -54,6 +63,7 @@ _SECRET_BY_HASH = Prepared(
     select(
         Client.client_id, Client.org_id, Client.keys_version, Client.access_version,
         ClientSecret.secret_id, ClientSecret.secret_hash, ClientSecret.last_used_at,
+        ClientSecret.expires_at, ClientSecret.leaked_at,
     )
     .join(Client, Client.client_id == ClientSecret.client_id)
     .where(ClientSecret.secret_hash == bindparam("hash"))
@@ -80,6 +90,11 @@ def touch_secrets(uses: Iterable[tuple[str, int]]) -> None:
 # --- what a client may do -----------------------------------------------------------------------
 
 _CLIENT_KEYS = Prepared(select(ClientKey.kid, ClientKey.public_jwk).where(ClientKey.client_id == bindparam("cid")))
+_CLIENT_JWKS_URI = Prepared(select(Client.jwks_uri).where(Client.client_id == bindparam("cid")))
+_CLIENT_BY_ID = Prepared(
+    select(Client.client_id, Client.org_id, Client.keys_version, Client.access_version)
+    .where(Client.client_id == bindparam("cid"))
+)
 _GRANTS = Prepared(
     select(Api.identifier, ClientGrant.scope, ClientGrant.is_default, Api.org_id, Api.open_to_all, ApiOrgAccess.org_id)
     .select_from(ClientGrant)
@@ -104,6 +119,18 @@ _ACTIVE_SUBJECT = Prepared(select(Account.account_id).where(
 def client_keys(client_id: str) -> list[tuple[str, str]]:
     """(kid, public JWK as JSON text) of each key registered for the client."""
     return store.fetch_all(_CLIENT_KEYS, {"cid": client_id})
+
+
+def client_jwks_uri(client_id: str) -> str | None:
+    """The URL of the client's JWK Set, if it registered one."""
+    row = store.fetch_one(_CLIENT_JWKS_URI, {"cid": client_id})
+    return row[0] if row is not None else None
+
+
+def client_by_id(client_id: str) -> ClientRecord | None:
+    """A client found by its id, for methods that authenticate it by its keys (private_key_jwt)."""
+    row = store.fetch_one(_CLIENT_BY_ID, {"cid": client_id})
+    return ClientRecord(*row) if row is not None else None
 
 
 def client_grants(client_id: str, org_id: str) -> list[tuple]:

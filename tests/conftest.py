@@ -183,8 +183,14 @@ def make_app(tmp_path: Path, template: Path, backend: str = "sqlite", pg_instanc
 
 
 @pytest.fixture
-def app(tmp_path, sqlite_template, pg_template_ready, backend):
-    app = make_app(tmp_path, sqlite_template, backend, pg_template_ready)
+def app_settings() -> dict:
+    """Settings the test app is made with besides the suite's (a test module overrides this fixture)."""
+    return {}
+
+
+@pytest.fixture
+def app(tmp_path, sqlite_template, pg_template_ready, backend, app_settings):
+    app = make_app(tmp_path, sqlite_template, backend, pg_template_ready, **app_settings)
     ctx = app.app_context()
     ctx.push()
     yield app

@@ -1,4 +1,5 @@
-"""/clients/{client_id}/keys: the public keys that verify a client's assertions (RFC 7523 §3)."""
+"""/clients/{client_id}/keys: the public keys that verify a client's assertions (RFC 7523 §3), and
+/clients/{client_id}/jwks-uri: the URL of a JWK Set whose keys do too."""
 from __future__ import annotations
 
 import json
@@ -10,6 +11,9 @@ from pydantic import ConfigDict, Discriminator, Field, RootModel, Tag
 from ..models import ClientKey
 from ..services import client_keys as key_service
 from .auth import CallContext
+from ..errors import NotFound
+from ..keyfetch import MAX_URL_LENGTH
+from ..services.clients import get_client
 from .routing import Reply, operation
 from .schemas import RequestBody, ResponseBody, Timestamp, optional, timestamp
 
@@ -57,14 +61,43 @@ class KeyOut(ResponseBody):
                    created_at=timestamp(row.created_at))
 
 
+class KeyUrlIn(RequestBody):
+    jwks_uri: str = Field(max_length=MAX_URL_LENGTH, description=(
+        "The https URL of a JWK Set (RFC 7517 §5) of public signing keys. It must answer now, without a "
+        "redirect, with at most 64 KiB holding at least one usable key."))
+
+
+class KeyUrlOut(ResponseBody):
+    """A client's key URL and what this server knows of it."""
+
+    jwks_uri: str
+    created_at: Timestamp | None = Field(description="When the URL was registered.")
+    key_ids: list[str] = Field(description="The kids of the usable signing keys last fetched from it.")
+    last_fetch_at: Timestamp | None = Field(description="When those keys were fetched; null: never.")
+    next_fetch_at: Timestamp | None = Field(description="When they are fetched again at the latest (also sooner, "
+                                                        "at most once a minute, for an assertion with an unknown kid).")
+    last_error: str | None = Field(description="Why the newest fetch failed; null when it did not. The keys last "
+                                               "fetched keep verifying meanwhile.")
+    last_error_at: Timestamp | None
+
+    @classmethod
+    def of(cls, status: key_service.KeyUrlStatus) -> "KeyUrlOut":
+        return cls(jwks_uri=status.jwks_uri, created_at=timestamp(status.added_at), key_ids=list(status.key_ids),
+                   last_fetch_at=timestamp(status.last_fetch_at), next_fetch_at=timestamp(status.next_fetch_at),
+                   last_error=status.last_error, last_error_at=timestamp(status.last_error_at))
+
+
 class KeyList(ResponseBody):
     items: list[KeyOut]
+    jwks_uri: KeyUrlOut | None = Field(default=None, description="The client's key URL, or null when it has none.")
 
 
 @operation("GET", "/clients/{client_id}/keys", summary="List a client's public keys", tag=TAG,
            responses={200: KeyList})
 def list_keys(ctx: CallContext, client_id: str):
-    return KeyList(items=[KeyOut.of(k) for k in key_service.list_keys(client_id, ctx.org_id)])
+    status = key_service.key_url_status(client_id, ctx.org_id)
+    return KeyList(items=[KeyOut.of(k) for k in key_service.list_keys(client_id, ctx.org_id)],
+                   jwks_uri=KeyUrlOut.of(status) if status is not None else None)
 
 
 @operation("POST", "/clients/{client_id}/keys", summary="Register a public key", tag=TAG, body=KeyCreate,
@@ -87,3 +120,29 @@ def get_key(ctx: CallContext, client_id: str, kid: str):
            description="Assertions signed with it are refused from the next token request on.")
 def delete_key(ctx: CallContext, client_id: str, kid: str):
     key_service.delete_key(client_id, kid, ctx.org_id, actor=ctx.actor)
+
+
+@operation("GET", "/clients/{client_id}/jwks-uri", summary="Show a client's key URL and its fetch status", tag=TAG,
+           responses={200: KeyUrlOut}, description="404 when the client has no key URL.")
+def get_key_url(ctx: CallContext, client_id: str):
+    status = key_service.key_url_status(client_id, ctx.org_id)
+    if status is None:
+        raise NotFound("This client has no key URL.")
+    return KeyUrlOut.of(status)
+
+
+@operation("PUT", "/clients/{client_id}/jwks-uri", summary="Register a client's key URL", tag=TAG, body=KeyUrlIn,
+           responses={200: KeyUrlOut, 201: KeyUrlOut},
+           description="The keys of the JWK Set at this URL verify the client's assertions, besides its registered "
+                       "keys. One URL per client: 201 when it had none, 200 when this one replaced its former URL. "
+                       "The URL is fetched now and refused (400) unless it answers with a usable key.")
+def put_key_url(ctx: CallContext, client_id: str, body: KeyUrlIn):
+    had_one = get_client(client_id, ctx.org_id).jwks_uri is not None
+    status = key_service.set_key_url(client_id, body.jwks_uri, ctx.org_id, actor=ctx.actor)
+    return Reply(KeyUrlOut.of(status), status=200 if had_one else 201)
+
+
+@operation("DELETE", "/clients/{client_id}/jwks-uri", summary="Remove a client's key URL", tag=TAG,
+           responses={204: None}, description="Assertions signed with its keys are refused from the next request on.")
+def delete_key_url(ctx: CallContext, client_id: str):
+    key_service.delete_key_url(client_id, ctx.org_id, actor=ctx.actor)

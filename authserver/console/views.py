@@ -10,19 +10,25 @@ from werkzeug.exceptions import HTTPException
 
 from .. import clock
 from ..errors import DomainError, NotFound
-from ..services.accounts import create_account, disable_account, get_account, list_accounts
+from ..services.accounts import (
+    PASSWORD_MIN, create_account, disable_account, disable_admin, enable_account, get_account, get_admin,
+    list_accounts, list_admins,
+)
 from ..services.apis import (
     IDENTIFIER_MAX, SCOPE_DESCRIPTION_MAX, add_scope, bind_client, bound_clients, create_api, delete_api,
     deletion_impact, get_api, get_owned_api, grant_client, list_apis, list_grants, org_grants_of_api, remove_scope,
     scopes_of, unbind_client, ungrant_client, update_api,
 )
 from ..services.audit import page_events
-from ..services.client_keys import add_key, delete_key, get_key, list_keys
-from ..services.client_secrets import add_secret, delete_secret, get_secret, list_secrets
+from ..services.client_keys import add_key, delete_key, delete_key_url, get_key, key_url_status, list_keys, set_key_url
+from ..services.client_secrets import (
+    EXPIRY_WARNING_DAYS, STATE_ACTIVE, add_secret, days_left, delete_secret, get_secret, list_secrets, secret_state,
+)
 from ..services.clients import delete_client, get_client, list_clients, register_client, update_client
 from ..services.common import DESCRIPTION_MAX, NAME_MAX, SCOPE_TOKEN_MAX, Actor, current_settings
 from ..services.icons import ICON_MAX_BYTES
 from ..services.organizations import get_organization
+from ..services.sessions import list_sessions
 from . import auth
 from .feedback import FormErrors, attempt, error_page_text, flash_errors
 
@@ -43,6 +49,7 @@ API_FIELDS = ("name", "identifier", "scopes")
 APP_DELETION_MESSAGE = ("The app, its secrets, its public keys and its API access are deleted, and every access token "
                         "it holds stops working at once. This cannot be undone.")
 KEY_FIELDS = ("key", "kid")
+SECRET_FIELDS = ("expires_in_days", "expires_at")
 
 
 # --- request plumbing -------------------------------------------------------------------------
@@ -54,6 +61,8 @@ def require_admin():
         return None
     admin = auth.signed_in_admin()
     if admin is None:
+        if g.get("session_ended"):
+            flash("Your session has ended. Sign in again.", "error")
         wanted = request.full_path.rstrip("?") if request.method == "GET" else None
         return redirect(url_for(".sign_in", next=wanted), 303)
     g.admin = admin
@@ -103,6 +112,7 @@ def template_helpers() -> dict:
         "app_deletion_message": APP_DELETION_MESSAGE,
         "scope_removal_message": scope_removal_message,
         "unbind_message": unbind_message,
+        "PASSWORD_MIN": PASSWORD_MIN,
     }
 
 
@@ -182,7 +192,7 @@ def sign_in():
         body, status = page("sign_in.html", result.status, email=email, next_url=next_url, error=result.message)
         headers = {"Retry-After": str(result.retry_after)} if result.retry_after else {}
         return body, status, headers
-    auth.start_session(result.account, request.remote_addr)
+    auth.start_session(result.account, request.remote_addr, request.user_agent.string)
     return redirect(next_url or url_for(".apps"), 303)
 
 
@@ -191,6 +201,50 @@ def sign_out():
     auth.end_session(request.remote_addr)
     flash("You have signed out.", "success")
     return see_other(".sign_in")
+
+
+@bp.post("/sign-out-everywhere")
+def sign_out_everywhere():
+    ended = auth.end_everywhere(request.remote_addr)
+    flash(f"You have signed out everywhere: {plural(ended, 'session', 'sessions')} ended, including this one.",
+          "success")
+    return see_other(".sign_in")
+
+
+# --- your account: sessions and password ------------------------------------------------------
+
+SIGN_OUT_EVERYWHERE_MESSAGE = ("Every session of your account ends, on every browser and device, this one too. "
+                               "You will need your password to sign in again.")
+PASSWORD_FIELDS = ("current_password", "new_password", "new_password_again")
+
+
+@bp.get("/account")
+def your_account():
+    current = auth.current_session()
+    settings = current_settings()
+    return page("your_account.html", section="account", sessions=list_sessions(g.admin.account_id),
+                current_hash=current.session_hash if current is not None else None,
+                idle_minutes=settings.console_session_idle_minutes, max_hours=settings.console_session_max_hours,
+                sign_out_everywhere_message=SIGN_OUT_EVERYWHERE_MESSAGE)
+
+
+@bp.route("/account/password", methods=["GET", "POST"])
+def change_password():
+    errors = FormErrors()
+    if request.method == "POST":
+        result = auth.change_password(
+            g.admin, request.form.get("current_password", ""), request.form.get("new_password", ""),
+            request.form.get("new_password_again", ""), request.remote_addr, request.user_agent.string,
+        )
+        if not result.errors:
+            flash("Your password is changed. Every other session of your account has ended.", "success")
+            return see_other(".your_account")
+        errors = FormErrors({f if f in PASSWORD_FIELDS else "form": m for f, m in result.errors.items()},
+                            status=result.status)
+        headers = {"Retry-After": str(result.retry_after)} if result.retry_after else {}
+        body, status = page("password.html", errors.status, section="account", errors=errors)
+        return body, status, headers
+    return page("password.html", section="account", errors=errors)
 
 
 @bp.get("/")
@@ -232,11 +286,22 @@ def api_access_rows(client_id: str) -> list[dict]:
             for api in apis]
 
 
-def render_app_detail(client_id: str, *, status: int = 200, new_secret=None, key_form=None, key_errors=None):
+def render_app_detail(client_id: str, *, status: int = 200, new_secret=None, key_form=None, key_errors=None,
+                      key_url_form=None, key_url_errors=None,
+                      secret_form=None, secret_errors=None):
     client = get_client(client_id, org_id())
+    secrets = list_secrets(client.client_id)
+    now = clock.now()
+    # Each secret's state (active, expiring within EXPIRY_WARNING_DAYS, expired, leaked) and days left.
+    secret_notes = {s.secret_id: (secret_state(s, now), days_left(s, now)) for s in secrets}
     return page(
         "app_detail.html", status, section="apps", client=client,
-        secrets=list_secrets(client.client_id), keys=list_keys(client.client_id),
+        secrets=secrets, secret_notes=secret_notes,
+        secret_warnings=sum(1 for state, _ in secret_notes.values() if state != STATE_ACTIVE),
+        expiry_warning_days=EXPIRY_WARNING_DAYS, default_secret_ttl_days=current_settings().secret_default_ttl_days,
+        secret_form=secret_form or {"expires_in_days": "", "expires_at": ""}, secret_errors=secret_errors or FormErrors(),
+        keys=list_keys(client.client_id), key_url=key_url_status(client.client_id),
+        key_url_form=key_url_form or {"jwks_uri": ""}, key_url_errors=key_url_errors or FormErrors(),
         new_secret=new_secret, key_form=key_form or {"key": "", "kid": ""}, key_errors=key_errors or FormErrors(),
         token_endpoint=current_settings().token_endpoint, access=api_access_rows(client.client_id),
     )
@@ -303,8 +368,12 @@ def app_icon(client_id: str):
 @bp.post("/apps/<client_id>/secrets")
 def add_client_secret(client_id: str):
     client = get_client(client_id, org_id())
-    new_secret, errors = attempt((), add_secret, client.client_id, org_id(), actor=actor())
+    form = {name: request.form.get(name, "") for name in SECRET_FIELDS}
+    new_secret, errors = attempt(SECRET_FIELDS, add_secret, client.client_id, org_id(), actor=actor(),
+                                 expires_in_days=form["expires_in_days"], expires_at=form["expires_at"])
     if errors:
+        if any(name in errors for name in SECRET_FIELDS):  # a refused expiry: the form again, with the reason
+            return render_app_detail(client.client_id, status=errors.status, secret_form=form, secret_errors=errors)
         flash_errors(errors)
         return see_other(".app_detail", client_id=client.client_id)
     # Rendered in this response only: never put in the session, a cookie or a redirect URL.
@@ -363,6 +432,38 @@ def delete_client_key(client_id: str, kid: str):
         flash_errors(errors)
     else:
         flash(f"Deleted public key {kid}.", "success")
+    return redirect(url_for(".app_detail", client_id=client.client_id) + "#keys", 303)
+
+
+@bp.post("/apps/<client_id>/key-url")
+def set_client_key_url(client_id: str):
+    client = get_client(client_id, org_id())
+    form = {"jwks_uri": request.form.get("jwks_uri", "")}
+    status, errors = attempt(("jwks_uri",), set_key_url, client.client_id, form["jwks_uri"], org_id(), actor=actor(),
+                             default_field="jwks_uri")
+    if status is None:
+        return render_app_detail(client.client_id, status=errors.status, key_url_form=form, key_url_errors=errors)
+    flash(f"Registered the key URL {status.jwks_uri}; keys found there: {', '.join(status.key_ids)}.", "success")
+    return redirect(url_for(".app_detail", client_id=client.client_id) + "#keys", 303)
+
+
+@bp.route("/apps/<client_id>/key-url/delete", methods=["GET", "POST"])
+def delete_client_key_url(client_id: str):
+    client = get_client(client_id, org_id())
+    if client.jwks_uri is None:
+        raise NotFound("This app has no key URL.")
+    if request.method == "GET":
+        return page(
+            "confirm.html", section="apps", title="Remove the key URL?",
+            message=f"Assertions signed with the keys at {client.jwks_uri} will be refused from now on.",
+            action=url_for(".delete_client_key_url", client_id=client.client_id),
+            button="Remove key URL", cancel=url_for(".app_detail", client_id=client.client_id),
+        )
+    _, errors = attempt((), delete_key_url, client.client_id, org_id(), actor=actor())
+    if errors:
+        flash_errors(errors)
+    else:
+        flash("Removed the key URL: its keys no longer verify this app's assertions.", "success")
     return redirect(url_for(".app_detail", client_id=client.client_id) + "#keys", 303)
 
 
@@ -633,6 +734,49 @@ def disable_service_account(account_id: str):
     else:
         flash(f"Disabled “{account.name}”.", "success")
     return see_other(".service_accounts")
+
+
+# --- admins -----------------------------------------------------------------------------------
+
+ADMIN_DISABLE_MESSAGE = ("They are signed out of the console everywhere at once and cannot sign in, no new tokens "
+                         "are issued for them, and their current tokens stop introspecting as active. "
+                         "You can enable them again.")
+
+
+@bp.get("/admins")
+def admins():
+    return page("admins.html", section="admins", admins=list_admins(org_id()),
+                disable_message=ADMIN_DISABLE_MESSAGE)
+
+
+@bp.route("/admins/<account_id>/disable", methods=["GET", "POST"])
+def disable_org_admin(account_id: str):
+    account = get_admin(account_id, org_id())
+    if request.method == "GET":
+        return page(
+            "confirm.html", section="admins", title=f"Disable {account.email or account.name}?",
+            message=ADMIN_DISABLE_MESSAGE,
+            action=url_for(".disable_org_admin", account_id=account.account_id), button="Disable admin",
+            cancel=url_for(".admins"),
+        )
+    _, errors = attempt((), disable_admin, account.account_id, org_id(), actor=actor())
+    if errors:
+        flash_errors(errors)
+    else:
+        flash(f"Disabled {account.email or account.name}: they are signed out everywhere.", "success")
+    return see_other(".admins")
+
+
+@bp.post("/admins/<account_id>/enable")
+def enable_org_admin(account_id: str):
+    account = get_admin(account_id, org_id())
+    _, errors = attempt((), enable_account, account.account_id, org_id(), actor=actor())
+    if errors:
+        flash_errors(errors)
+    else:
+        flash(f"Enabled {account.email or account.name}: they can sign in again. Tokens issued before they "
+              "were disabled stay revoked.", "success")
+    return see_other(".admins")
 
 
 # --- audit log --------------------------------------------------------------------------------

@@ -23,6 +23,10 @@ class Client(db.Model):
     # Bumped (in SQL) whenever what the client may get changes: its grants, the scopes of an API it
     # holds a grant for, a platform API opened or closed, the APIs it introspects for.
     access_version: Mapped[int] = mapped_column(Integer, default=0)
+    # The URL of a JWK Set whose keys verify the client's assertions besides its pasted keys (RFC 7591
+    # §2 jwks_uri); at most one per client. Setting, changing or removing it bumps keys_version.
+    jwks_uri: Mapped[str | None] = mapped_column(String(2048))
+    jwks_uri_added_at: Mapped[int | None] = mapped_column(BigInteger)
     created_at: Mapped[int] = mapped_column(BigInteger)
     updated_at: Mapped[int] = mapped_column(BigInteger)
 
@@ -39,6 +43,10 @@ class ClientSecret(db.Model):
     secret_hash: Mapped[str] = mapped_column(String(128), unique=True)
     created_at: Mapped[int] = mapped_column(BigInteger)
     last_used_at: Mapped[int | None] = mapped_column(BigInteger)
+    # From this time on the secret no longer authenticates (None: it never expires).
+    expires_at: Mapped[int | None] = mapped_column(BigInteger)
+    # When a leak report named it: it no longer authenticates, and the row stays so its owner sees why.
+    leaked_at: Mapped[int | None] = mapped_column(BigInteger)
 
 
 class ClientKey(db.Model):

@@ -4,19 +4,23 @@ Authlib's JWTBearerGrant finds the client from the assertion's iss and does not 
 Here the client authenticates at the token endpoint first, and iss must then be that client."""
 from __future__ import annotations
 
+from dataclasses import replace
+
 from authlib.oauth2.rfc7523 import JWTBearerGrant
 from flask import g
 
 from ..services.apis import is_valid_identifier
 from ..services.common import parse_scope_parameter
 from ..services.token_issuance import (
-    AssertionReplayed, DeadlinePassed, ReplayCacheUnavailable, TokenOrder, TokenRateLimited, is_active_subject,
+    AssertionReplayed, ClientAssertionReplayed, DeadlinePassed, ReplayCacheUnavailable, TokenOrder, TokenRateLimited,
+    is_active_subject,
 )
 from .access import ApiAccess, ClientAccess
 from .assertions import verify_assertion
+from .client_auth import CLIENT_ASSERTION_REPLAYED, counted_failure
 from .constants import CLIENT_AUTH_METHODS, PARAM_RESOURCE, PARAM_SCOPE, TOKEN_TYPE_BEARER
 from .errors import (
-    InvalidGrantError, InvalidRequestError, InvalidScopeError, InvalidTargetError, SlowDownError,
+    InvalidClientError, InvalidGrantError, InvalidRequestError, InvalidScopeError, InvalidTargetError, SlowDownError,
     TemporarilyUnavailableError,
 )
 
@@ -87,10 +91,23 @@ class ConfidentialJWTBearerGrant(JWTBearerGrant):
             account_id=verified.subject, audience=self.request.api.identifier, scope=self.request.scope,
             jti=verified.jti, assertion_expires_at=verified.expires_at,
         )
+        if client.client_assertion is not None:  # private_key_jwt: its jti is used up with the token
+            order = replace(order, client_assertion_jti=client.client_assertion.jti,
+                            client_assertion_expires_at=client.client_assertion.expires_at)
         try:
             issued = runtime.issuance.issue(order, started=getattr(g, "started", None))
         except TokenRateLimited as exc:
             raise SlowDownError("Too many token requests for this client; retry later.", exc.retry_after) from None
+        except ClientAssertionReplayed as exc:
+            # Client authentication failed after all: counted like any other failure.
+            slow_down = counted_failure(runtime, self.request)
+            if slow_down is not None:
+                raise slow_down from None
+            description = CLIENT_ASSERTION_REPLAYED
+            if exc.in_progress_for:
+                description += (" It is in use by another request that has not finished; if that request failed, "
+                                f"it can be sent again in {exc.in_progress_for} s.")
+            raise InvalidClientError(description) from None
         except AssertionReplayed as exc:
             if exc.in_progress_for:
                 raise InvalidGrantError(description=(

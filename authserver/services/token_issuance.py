@@ -10,6 +10,7 @@ the transaction fails, so a client whose request got no token can send the same 
 Errors are domain exceptions; each door maps them (the OAuth endpoints to RFC 6749 §5.2 errors)."""
 from __future__ import annotations
 
+import hashlib
 import time
 from dataclasses import dataclass
 from typing import Callable
@@ -21,8 +22,8 @@ from ..replay import AssertionReplayed, ReplayCache, ReplayCacheUnavailable
 from .tokens import IssuedToken, mint_access_token
 
 __all__ = [
-    "AssertionReplayed", "DeadlinePassed", "ReplayCacheUnavailable", "TokenIssuance", "TokenOrder", "TokenRateLimited",
-    "is_active_subject",
+    "AssertionReplayed", "ClientAssertionReplayed", "DeadlinePassed", "ReplayCacheUnavailable", "TokenIssuance",
+    "TokenOrder", "TokenRateLimited", "client_assertion_replay_key", "is_active_subject",
 ]
 
 
@@ -30,6 +31,25 @@ class TokenRateLimited(Exception):
     def __init__(self, retry_after: int):
         super().__init__(retry_after)
         self.retry_after = retry_after
+
+
+class ClientAssertionReplayed(Exception):
+    """The client assertion (private_key_jwt) was already used; in_progress_for as in AssertionReplayed."""
+
+    def __init__(self, in_progress_for: int = 0):
+        super().__init__(in_progress_for)
+        self.in_progress_for = in_progress_for
+
+
+# Client assertions are single-use in a scope of their own, never confused with grant assertions: the
+# same replay cache, with the jti recorded as this prefix plus its SHA-256. The prefix starts with a
+# control character, which no grant assertion's jti may hold (it must be printable), and the hash keeps
+# any jti within the column's length.
+CLIENT_ASSERTION_REPLAY_PREFIX = "\x1fclient_assertion:"
+
+
+def client_assertion_replay_key(jti: str) -> str:
+    return CLIENT_ASSERTION_REPLAY_PREFIX + hashlib.sha256(jti.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 class DeadlinePassed(Exception):
@@ -48,6 +68,9 @@ class TokenOrder:
     scope: str
     jti: str  # the assertion's, used up by this token
     assertion_expires_at: int
+    # private_key_jwt: the client assertion's jti, used up by this token too (None: a secret was used)
+    client_assertion_jti: str | None = None
+    client_assertion_expires_at: int = 0
 
 
 def is_active_subject(org_id: str, account_id: str) -> bool:
@@ -75,16 +98,27 @@ class TokenIssuance:
             audience=order.audience, scope=order.scope, sign=self._sign,
         )
         jti_expires = order.assertion_expires_at + settings.clock_skew
+        used = []  # (replay key, kept until) of each jti this token uses up
+        if order.client_assertion_jti is not None:
+            used.append((client_assertion_replay_key(order.client_assertion_jti),
+                         order.client_assertion_expires_at + settings.clock_skew))
+        used.append((order.jti, jti_expires))
         deadline = settings.request_deadline_seconds
         with store.write_section():
-            remembered = False
+            remembered: list[str] = []
             try:
                 decision = self._limiter.hit("token:client:" + order.client_id,
                                              settings.rate_limit_token_requests_per_client, commit=False)
                 if not decision.allowed:
                     raise TokenRateLimited(decision.retry_after)
-                self._replay.remember(order.client_id, order.jti, jti_expires)
-                remembered = True
+                for key, until in used:  # the client assertion first: a replayed one fails authentication
+                    try:
+                        self._replay.remember(order.client_id, key, until)
+                    except AssertionReplayed as exc:
+                        if key != order.jti:
+                            raise ClientAssertionReplayed(exc.in_progress_for) from None
+                        raise
+                    remembered.append(key)
                 token_store.insert_token(issued.record)
                 if deadline and started is not None and time.perf_counter() - started > deadline:
                     raise DeadlinePassed()
@@ -94,13 +128,39 @@ class TokenIssuance:
                     store.rollback()
                 except Exception:  # the connection is gone, and its transaction with it
                     pass
-                if remembered:
-                    self._replay.forget(order.client_id, order.jti)
+                for key in remembered:
+                    self._replay.forget(order.client_id, key)
                 if isinstance(exc, token_store.Duplicate):
                     raise AssertionReplayed() from None
                 if isinstance(exc, store.integrity_error()):
                     # A concurrent request with the same jti committed first (database replay cache).
                     raise AssertionReplayed() from None
                 raise
-        self._replay.confirm(order.client_id, order.jti, jti_expires)
+        for key, until in used:
+            self._replay.confirm(order.client_id, key, until)
         return issued
+
+    def use_client_assertion(self, client_id: str, jti: str, expires_at: int) -> None:
+        """Use up a client assertion's jti at once (private_key_jwt at introspection and revocation, which
+        issue nothing to commit it with). Raises ClientAssertionReplayed or ReplayCacheUnavailable."""
+        key = client_assertion_replay_key(jti)
+        until = expires_at + self._settings.clock_skew
+        with store.write_section():
+            remembered = False
+            try:
+                self._replay.remember(client_id, key, until)
+                remembered = True
+                store.commit()
+            except BaseException as exc:
+                try:
+                    store.rollback()
+                except Exception:  # the connection is gone, and its transaction with it
+                    pass
+                if remembered:
+                    self._replay.forget(client_id, key)
+                if isinstance(exc, AssertionReplayed):
+                    raise ClientAssertionReplayed(exc.in_progress_for) from None
+                if isinstance(exc, store.integrity_error()):  # a concurrent use committed first
+                    raise ClientAssertionReplayed() from None
+                raise
+        self._replay.confirm(client_id, key, until)

@@ -2,8 +2,11 @@
 changes nothing; lists show only the caller's own objects."""
 from __future__ import annotations
 
+import json
+
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
+from jwt.algorithms import ECAlgorithm
 
 from authserver.api.routing import OPERATIONS
 from authserver.extensions import db
@@ -11,7 +14,9 @@ from authserver.models import (
     Account, Api, ApiClient, ApiScope, AuditEvent, Client, ClientGrant, ClientKey, ClientSecret,
 )
 from authserver.services import apis as api_service
+from authserver.services.client_keys import set_key_url
 from authserver.services.clients import update_client
+from tests.jwks_server import JwksServer
 
 from ..conftest import public_pem
 from .api_support import API, assert_problem, manager, other_manager, png_bytes  # noqa: F401
@@ -22,8 +27,24 @@ OBJECT_OPERATIONS = [op for op in OPERATIONS if op.path_parameters]
 SCOPE = "orders:read"
 
 
-def valid_request(op) -> dict:
+@pytest.fixture
+def key_server(tmp_path):
+    """A JWK Set on 127.0.0.1 over https, so clients can have a key URL."""
+    with JwksServer(tmp_path) as server:
+        jwk = json.loads(ECAlgorithm.to_jwk(ec.generate_private_key(ec.SECP256R1()).public_key()))
+        server.serve_jwks("/jwks.json", [{**jwk, "kid": "from-url"}])
+        yield server
+
+
+@pytest.fixture
+def app_settings(key_server) -> dict:
+    return {"key_fetch_allow_insecure": True, "key_fetch_ca_file": key_server.ca_file}
+
+
+def valid_request(op, key_url: str = "") -> dict:
     """Arguments of a request that would succeed on the caller's own object."""
+    if op.endpoint == "put_key_url":
+        return {"json": {"jwks_uri": key_url}}
     if op.endpoint == "update_client":
         return {"json": {"name": "Hijacked", "description": "Taken over"}}
     if op.endpoint == "update_api":
@@ -43,13 +64,15 @@ def valid_request(op) -> dict:
     return {}
 
 
-def with_an_api(tenant, identifier: str) -> dict:
+def with_an_api(tenant, identifier: str, key_url: str = "") -> dict:
     """The tenant's organization gets an API with one scope; the tenant's client holds access to it
     (as its default) and is its own client. Returns the path parameters that name all of it."""
     api = api_service.create_api("Orders", identifier, org_id=tenant.org_id, scopes=[SCOPE, "orders:write"])
     api_service.grant_client(tenant.client_id, api.api_id, SCOPE, default=True)
     api_service.bind_client(api.api_id, tenant.client_id)
     update_client(tenant.client_id, icon=png_bytes())  # so the icon routes have something to find
+    if key_url:
+        set_key_url(tenant.client_id, key_url)  # so the key URL routes have something to find
     return {"client_id": tenant.client_id, "secret_id": tenant.secret_id, "kid": tenant.kid,
             "account_id": tenant.account_id, "api_id": api.api_id, "name": SCOPE}
 
@@ -60,7 +83,7 @@ def snapshot(org_id: str) -> dict:
     client_ids = [c.client_id for c in clients]
     api_ids = [a.api_id for a in db.session.query(Api).filter_by(org_id=org_id)]
     return {
-        "clients": [(c.client_id, c.name, c.description, c.icon) for c in clients],
+        "clients": [(c.client_id, c.name, c.description, c.icon, c.jwks_uri, c.keys_version) for c in clients],
         "apis": sorted((a.api_id, a.name, a.identifier) for a in db.session.query(Api).filter_by(org_id=org_id)),
         "scopes": sorted((s.api_id, s.name) for s in db.session.query(ApiScope).filter(ApiScope.api_id.in_(api_ids))),
         "grants": sorted((g.client_id, g.api_id, g.scope, g.is_default)
@@ -78,36 +101,38 @@ def test_every_object_operation_is_covered():
     assert {op.endpoint for op in OBJECT_OPERATIONS} == {
         "get_client", "update_client", "delete_client", "get_client_icon", "put_client_icon", "delete_client_icon",
         "list_secrets", "create_secret", "get_secret", "delete_secret", "list_keys", "create_key", "get_key",
-        "delete_key", "get_account", "update_account",
+        "delete_key", "get_key_url", "put_key_url", "delete_key_url", "get_account", "update_account",
         "get_api", "update_api", "delete_api", "add_api_scope", "remove_api_scope", "bind_api_client",
         "unbind_api_client", "list_grants", "put_grant", "delete_grant",
     }
 
 
 @pytest.mark.parametrize("op", OBJECT_OPERATIONS, ids=lambda op: f"{op.method} {op.path}")
-def test_another_organizations_objects_are_404(http, manager, other_manager, op):
+def test_another_organizations_objects_are_404(http, manager, other_manager, op, key_server):
     victim = other_manager.tenant
-    ids = with_an_api(victim, "https://api.globex.test/orders")
-    with_an_api(manager.tenant, "https://api.acme.test/orders")  # the caller has the same kinds of objects
+    key_url = key_server.url("/jwks.json")
+    ids = with_an_api(victim, "https://api.globex.test/orders", key_url)
+    with_an_api(manager.tenant, "https://api.acme.test/orders", key_url)  # the caller has the same kinds of objects
     before = snapshot(victim.org_id)
     path = API + op.path.format(**{name: ids[name] for name in op.path_parameters})
-    response = http.open(path, method=op.method, headers=manager.headers(), **valid_request(op))
+    response = http.open(path, method=op.method, headers=manager.headers(), **valid_request(op, key_url))
     body = assert_problem(response, 404)
     assert body["type"].endswith("#problem-not-found")
     assert snapshot(victim.org_id) == before
     # The answer is the one an id that exists nowhere gets: it does not tell the object exists.
     nowhere = {name: ("0" * 32 if name == "client_id" else "missing") for name in op.path_parameters}
     missing = http.open(API + op.path.format(**nowhere), method=op.method, headers=manager.headers(),
-                        **valid_request(op))
+                        **valid_request(op, key_url))
     assert assert_problem(missing, 404) == body
 
 
 @pytest.mark.parametrize("op", OBJECT_OPERATIONS, ids=lambda op: f"{op.method} {op.path}")
-def test_the_same_request_on_ones_own_object_is_not_404(http, manager, op):
+def test_the_same_request_on_ones_own_object_is_not_404(http, manager, op, key_server):
     """The control of the test above: what answers 404 across organizations works at home."""
-    ids = with_an_api(manager.tenant, "https://api.acme.test/orders")
+    key_url = key_server.url("/jwks.json")
+    ids = with_an_api(manager.tenant, "https://api.acme.test/orders", key_url)
     path = API + op.path.format(**{name: ids[name] for name in op.path_parameters})
-    response = http.open(path, method=op.method, headers=manager.headers(), **valid_request(op))
+    response = http.open(path, method=op.method, headers=manager.headers(), **valid_request(op, key_url))
     assert 200 <= response.status_code < 300, (op.endpoint, response.status_code, response.get_data(as_text=True))
 
 

@@ -35,7 +35,12 @@ def test_metadata_document(http):
     assert meta["response_types_supported"] == []
     for field in ("token_endpoint_auth_methods_supported", "introspection_endpoint_auth_methods_supported",
                   "revocation_endpoint_auth_methods_supported"):
-        assert sorted(meta[field]) == ["client_secret_basic", "client_secret_post"], field
+        assert sorted(meta[field]) == ["client_secret_basic", "client_secret_post", "private_key_jwt"], field
+    for field in ("token_endpoint_auth_signing_alg_values_supported",
+                  "introspection_endpoint_auth_signing_alg_values_supported",
+                  "revocation_endpoint_auth_signing_alg_values_supported"):
+        assert set(meta[field]) == {"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512",
+                                    "EdDSA"}, field
     assert set(meta["scopes_supported"]) >= {"read", "write", "manage"}
     assert meta["resource_indicators_supported"] is True
     assert "authorization_endpoint" not in meta  # no browser flows
