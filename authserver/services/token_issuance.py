@@ -124,12 +124,7 @@ class TokenIssuance:
                     raise DeadlinePassed()
                 store.commit()
             except BaseException as exc:
-                try:
-                    store.rollback()
-                except Exception:  # the connection is gone, and its transaction with it
-                    pass
-                for key in remembered:
-                    self._replay.forget(order.client_id, key)
+                self._abandon(order.client_id, remembered)
                 if isinstance(exc, token_store.Duplicate):
                     raise AssertionReplayed() from None
                 if isinstance(exc, store.integrity_error()):
@@ -146,21 +141,26 @@ class TokenIssuance:
         key = client_assertion_replay_key(jti)
         until = expires_at + self._settings.clock_skew
         with store.write_section():
-            remembered = False
+            remembered: list[str] = []
             try:
                 self._replay.remember(client_id, key, until)
-                remembered = True
+                remembered.append(key)
                 store.commit()
             except BaseException as exc:
-                try:
-                    store.rollback()
-                except Exception:  # the connection is gone, and its transaction with it
-                    pass
-                if remembered:
-                    self._replay.forget(client_id, key)
+                self._abandon(client_id, remembered)
                 if isinstance(exc, AssertionReplayed):
                     raise ClientAssertionReplayed(exc.in_progress_for) from None
                 if isinstance(exc, store.integrity_error()):  # a concurrent use committed first
                     raise ClientAssertionReplayed() from None
                 raise
         self._replay.confirm(client_id, key, until)
+
+    def _abandon(self, client_id: str, remembered: list[str]) -> None:
+        """Roll the transaction back and release the jtis recorded outside it (Redis), so the client can
+        send the same assertions again: they obtained nothing."""
+        try:
+            store.rollback()
+        except Exception:  # the connection is gone, and its transaction with it
+            pass
+        for key in remembered:
+            self._replay.forget(client_id, key)
