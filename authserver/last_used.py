@@ -33,6 +33,8 @@ class LastUsedRecorder:
         self._flush_lock = threading.Lock()
         self._thread_pid: int | None = None
         self._wake = threading.Event()
+        self._stopped = threading.Event()
+        self._watched_engines: set[int] = set()
 
     def record(self, secret_id: str, now: int, stored: int | None) -> None:
         """Note a use of the secret at `now`; `stored` is the time the database holds."""
@@ -85,16 +87,37 @@ class LastUsedRecorder:
             return len(batch)
 
     def _start(self) -> None:
+        from sqlalchemy import event
+
+        from .extensions import db
+
         with self._lock:
             pid = os.getpid()
             if self._thread_pid == pid:
                 return
             self._thread_pid = pid  # a forked worker starts its own thread: threads do not survive fork
             self._wake = threading.Event()
-        threading.Thread(target=self._run, name="authserver-last-used", daemon=True).start()
+            self._stopped = threading.Event()
+            engine = db.engine
+            if id(engine) not in self._watched_engines:
+                self._watched_engines.add(id(engine))
+                event.listen(engine, "engine_disposed", self._engine_disposed)
+        threading.Thread(target=self._run, args=(self._wake, self._stopped), name="authserver-last-used",
+                         daemon=True).start()
         atexit.register(self.flush)
 
-    def _run(self) -> None:
-        while True:
-            self._wake.wait(self._flush_seconds)
+    def _engine_disposed(self, engine) -> None:
+        """The application closed its database connections for good (its end, in tests): stop, and
+        open no new connection for what is pending."""
+        with self._lock:
+            self._pending.clear()
+            self._thread_pid = None
+            self._stopped.set()
+            self._wake.set()
+
+    def _run(self, wake: threading.Event, stopped: threading.Event) -> None:
+        while not stopped.is_set():
+            wake.wait(self._flush_seconds)
+            if stopped.is_set():
+                return
             self.flush()
