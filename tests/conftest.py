@@ -188,17 +188,25 @@ def app_settings() -> dict:
     return {}
 
 
-@pytest.fixture
-def app(tmp_path, sqlite_template, pg_template_ready, backend, app_settings):
-    app = make_app(tmp_path, sqlite_template, backend, pg_template_ready, **app_settings)
+@contextlib.contextmanager
+def in_app_context(app):
+    """The test app with its context pushed; afterwards its connections closed and the clock reset."""
     ctx = app.app_context()
     ctx.push()
-    yield app
-    db.session.remove()
-    ctx.pop()
-    with app.app_context():
-        db.engine.dispose()
-    clock.reset()
+    try:
+        yield app
+    finally:
+        db.session.remove()
+        ctx.pop()
+        with app.app_context():
+            db.engine.dispose()
+        clock.reset()
+
+
+@pytest.fixture
+def app(tmp_path, sqlite_template, pg_template_ready, backend, app_settings):
+    with in_app_context(make_app(tmp_path, sqlite_template, backend, pg_template_ready, **app_settings)) as app:
+        yield app
 
 
 @pytest.fixture

@@ -39,6 +39,25 @@ def server_env(instance: Path, issuer: str, **extra: str) -> dict:
     return env
 
 
+def provision_client(env: dict, key_dir: Path) -> dict:
+    """Through the CLI: an organization with a service account, a client granted the Orders API
+    (scope read), a secret and an ES256 key. Returns their ids, the secret and the private key."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    org = cli(env, "org", "create", "Acme")["org_id"]
+    account = cli(env, "account", "create", org, "worker", "--kind", "service")["account_id"]
+    client = cli(env, "client", "create", org, "Backend")["client_id"]
+    api = cli(env, "api", "create", "--org", org, "Orders", "https://orders.acme.test", "--scope", "read")["api_id"]
+    cli(env, "client", "grant", client, "https://orders.acme.test", "--scope", "read")
+    secret = cli(env, "secret", "add", client)["client_secret"]
+    key = ec.generate_private_key(ec.SECP256R1())
+    public = key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    (key_dir / "key.pub.pem").write_bytes(public)
+    kid = cli(env, "key", "add", client, str(key_dir / "key.pub.pem"))["kid"]
+    return {"org": org, "account": account, "client": client, "api": api, "secret": secret, "key": key, "kid": kid}
+
+
 @contextlib.contextmanager
 def running_server(env: dict, port: int, workers: int = 2, log_path: Path | None = None, cwd: Path | None = None,
                    executable: str = AUTHSERVER):

@@ -707,6 +707,7 @@ def service_accounts():
     return page(
         "accounts.html", errors.status if errors else 200, section="accounts",
         accounts=list_accounts(org_id(), kind="service"), form=form, errors=errors,
+        disable_message=SERVICE_ACCOUNT_DISABLE_MESSAGE,
     )
 
 
@@ -717,14 +718,19 @@ def service_account(account_id: str):
     return account
 
 
+SERVICE_ACCOUNT_DISABLE_MESSAGE = (
+    "No new tokens are issued for this account, and its current tokens stop introspecting as active for good. "
+    "An operator can enable it again (authserver account enable, or the management API); only tokens issued "
+    "after that work.")
+
+
 @bp.route("/accounts/<account_id>/disable", methods=["GET", "POST"])
 def disable_service_account(account_id: str):
     account = service_account(account_id)
     if request.method == "GET":
         return page(
             "confirm.html", section="accounts", title=f"Disable “{account.name}”?",
-            message="No new tokens are issued for this account, and its current tokens stop introspecting as active. "
-                    "Disabling cannot be undone.",
+            message=SERVICE_ACCOUNT_DISABLE_MESSAGE,
             action=url_for(".disable_service_account", account_id=account.account_id), button="Disable account",
             cancel=url_for(".service_accounts"),
         )

@@ -57,7 +57,7 @@ def test_disable_a_service_account_with_confirmation_and_its_tokens_stop(app, ht
     html = text(console.get(ACCOUNTS))
     assert f'action="{disable}"' in html and f'<dialog id="disable-account-1"' in html
     confirm = console.get(disable)
-    assert confirm.status_code == 200 and "Disabling cannot be undone." in text(confirm)
+    assert confirm.status_code == 200 and "An operator can enable it again" in text(confirm)
     assert get_account(tenant.account_id).disabled_at is None
     response = console.submit(disable, disable)
     assert response.status_code == 303

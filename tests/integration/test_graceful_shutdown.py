@@ -3,7 +3,6 @@ before the signal (and during the drain time) is answered, every delivered token
 process outlives the master."""
 from __future__ import annotations
 
-import signal
 import sqlite3
 import subprocess
 import threading
@@ -13,10 +12,8 @@ import uuid
 import jwt
 import pytest
 import requests
-from cryptography.hazmat.primitives.asymmetric import ec
 
-from ..conftest import public_pem
-from ..servers import cli, free_port, running_server, server_env
+from ..servers import cli, free_port, provision_client, running_server, server_env
 
 JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 
@@ -37,17 +34,8 @@ def setup(tmp_path):
     issuer = f"http://127.0.0.1:{port}"
     env = server_env(tmp_path / "instance", issuer, AUTHSERVER_DRAIN_SECONDS=str(DRAIN))
     cli(env, "init")
-    org = cli(env, "org", "create", "Acme")["org_id"]
-    account = cli(env, "account", "create", org, "worker", "--kind", "service")["account_id"]
-    client = cli(env, "client", "create", org, "Backend")["client_id"]
-    cli(env, "api", "create", "--org", org, "Orders", "https://orders.acme.test", "--scope", "read")
-    cli(env, "client", "grant", client, "https://orders.acme.test", "--scope", "read")
-    secret = cli(env, "secret", "add", client)["client_secret"]
-    key = ec.generate_private_key(ec.SECP256R1())
-    (tmp_path / "key.pub.pem").write_bytes(public_pem(key))
-    kid = cli(env, "key", "add", client, str(tmp_path / "key.pub.pem"))["kid"]
-    return {"env": env, "port": port, "issuer": issuer, "client": client, "secret": secret, "account": account,
-            "key": key, "kid": kid, "db": tmp_path / "instance" / "authserver.db"}
+    made = provision_client(env, tmp_path)
+    return {**made, "env": env, "port": port, "issuer": issuer, "db": tmp_path / "instance" / "authserver.db"}
 
 
 def test_sigterm_under_load_answers_every_request_sent_before_it(setup):

@@ -19,7 +19,7 @@ from authserver.extensions import db
 from authserver.models import AccessToken, AuditEvent, ClientSecret, UsedAssertion
 from authserver.services.client_secrets import add_secret
 
-from ..conftest import ISSUER, basic, get_token, make_app, make_tenant
+from ..conftest import ISSUER, basic, get_token, in_app_context, make_app, make_tenant
 from ..console_support import signed_in
 from .api_support import API, assert_problem, make_manager, manager  # noqa: F401
 from .helpers import assert_oauth_error, body_text, case, count
@@ -416,15 +416,9 @@ def test_console_warns_about_secrets_expiring_within_14_days_and_expired_ones(ap
 
 @pytest.fixture
 def ttl_app(tmp_path, sqlite_template, pg_template_ready, backend):
-    app = make_app(tmp_path, sqlite_template, backend, pg_template_ready, secret_default_ttl_days=30)
-    ctx = app.app_context()
-    ctx.push()
-    yield app
-    db.session.remove()
-    ctx.pop()
-    with app.app_context():
-        db.engine.dispose()
-    clock.reset()
+    with in_app_context(make_app(tmp_path, sqlite_template, backend, pg_template_ready,
+                                 secret_default_ttl_days=30)) as app:
+        yield app
 
 
 def test_the_default_lifetime_applies_when_no_expiry_is_given(ttl_app):

@@ -9,10 +9,9 @@ import uuid
 import jwt
 import pytest
 import requests
-from cryptography.hazmat.primitives.asymmetric import ec
 
-from ..conftest import JWT_BEARER, PG_URL, fresh_pg_database, public_pem
-from ..servers import cli, free_port, running_server, server_env
+from ..conftest import JWT_BEARER, PG_URL, fresh_pg_database
+from ..servers import cli, free_port, provision_client, running_server, server_env
 
 
 def test_idle_and_slowloris_connections_do_not_stop_health_and_tokens(tmp_path):
@@ -68,15 +67,8 @@ def test_gevent_workers_on_postgresql_serve_more_concurrent_requests_than_the_po
     with fresh_pg_database("authserver_gevent") as url:
         env = server_env(tmp_path / "instance", issuer, AUTHSERVER_WORKER_CLASS="gevent", AUTHSERVER_DATABASE_URL=url)
         cli(env, "init")
-        org = cli(env, "org", "create", "Acme")["org_id"]
-        account = cli(env, "account", "create", org, "worker", "--kind", "service")["account_id"]
-        client = cli(env, "client", "create", org, "Backend")["client_id"]
-        cli(env, "api", "create", "--org", org, "Orders", "https://orders.acme.test", "--scope", "read")
-        cli(env, "client", "grant", client, "https://orders.acme.test", "--scope", "read")
-        secret = cli(env, "secret", "add", client)["client_secret"]
-        key = ec.generate_private_key(ec.SECP256R1())
-        (tmp_path / "key.pub.pem").write_bytes(public_pem(key))
-        kid = cli(env, "key", "add", client, str(tmp_path / "key.pub.pem"))["kid"]
+        d = provision_client(env, tmp_path)
+        client, account, secret, key, kid = d["client"], d["account"], d["secret"], d["key"], d["kid"]
         with running_server(env, port, workers=1) as base:
             outcomes: list[object] = []
             lock = threading.Lock()

@@ -14,10 +14,9 @@ import uuid
 import jwt
 import pytest
 import requests
-from cryptography.hazmat.primitives.asymmetric import ec
 
-from ..conftest import PG_URL, REDIS_URL, fresh_pg_database, public_pem
-from ..servers import cli, free_port, running_server, server_env
+from ..conftest import PG_URL, REDIS_URL, fresh_pg_database
+from ..servers import cli, free_port, provision_client, running_server, server_env
 
 JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 DEADLINE = 2  # AUTHSERVER_REQUEST_DEADLINE_SECONDS: bounds how long an interrupted request holds its jti
@@ -47,21 +46,12 @@ def _deployment(kind: str, tmp_path):
             extra["AUTHSERVER_REDIS_URL"] = REDIS_URL
         env = server_env(tmp_path / "instance", issuer, **extra)
         cli(env, "init")
-        org = cli(env, "org", "create", "Acme")["org_id"]
-        account = cli(env, "account", "create", org, "worker", "--kind", "service")["account_id"]
-        client = cli(env, "client", "create", org, "Backend")["client_id"]
-        api = cli(env, "api", "create", "--org", org, "Orders", "https://orders.acme.test", "--scope", "read")["api_id"]
-        cli(env, "client", "grant", client, "https://orders.acme.test", "--scope", "read")
-        api_client = cli(env, "client", "create", org, "Orders API")["client_id"]
-        cli(env, "api", "bind-client", api, api_client)
-        secret = cli(env, "secret", "add", client)["client_secret"]
+        d = provision_client(env, tmp_path)
+        api_client = cli(env, "client", "create", d["org"], "Orders API")["client_id"]
+        cli(env, "api", "bind-client", d["api"], api_client)
         api_secret = cli(env, "secret", "add", api_client)["client_secret"]
-        key = ec.generate_private_key(ec.SECP256R1())
-        (tmp_path / "key.pub.pem").write_bytes(public_pem(key))
-        kid = cli(env, "key", "add", client, str(tmp_path / "key.pub.pem"))["kid"]
         base = stack.enter_context(running_server(env, port, workers=2, log_path=tmp_path / "server.log"))
-        yield {"base": base, "issuer": issuer, "client": client, "secret": secret, "account": account, "key": key,
-               "kid": kid, "api_auth": (api_client, api_secret), "port": port, "env": env}
+        yield {**d, "base": base, "issuer": issuer, "api_auth": (api_client, api_secret), "port": port, "env": env}
 
 
 def _assertion(d) -> str:
