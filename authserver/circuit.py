@@ -5,6 +5,7 @@ per worker, not one per request, and requests that need no Redis never wait on i
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 
 import redis
@@ -24,7 +25,7 @@ class RedisCircuit:
         return time.monotonic() < self._open_until
 
     @contextmanager
-    def guard(self):
+    def guard(self) -> Iterator[None]:
         """Run a Redis call: refused at once while open; a failure opens the circuit."""
         if self.is_open:
             raise CircuitOpen("Redis failed moments ago; not retried before the cool-down ends.")

@@ -1,4 +1,6 @@
 """Objects created once and bound to the app in create_app."""
+from typing import TYPE_CHECKING
+
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
 from flask_wtf import CSRFProtect
@@ -19,5 +21,11 @@ class Base(DeclarativeBase):
 
 
 db = SQLAlchemy(model_class=Base)
+# The base class of every model: Flask-SQLAlchemy derives db.Model from Base at run time, which a type
+# checker cannot follow; both declare the same mapped attributes.
+if TYPE_CHECKING:
+    Model = Base
+else:
+    Model = db.Model
 migrate = Migrate()
 csrf = CSRFProtect()

@@ -190,8 +190,9 @@ def system_resolver(host: str, port: int) -> list[str]:
     infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP)
     addresses: list[str] = []
     for _family, _type, _proto, _canon, sockaddr in infos:
-        if sockaddr[0] not in addresses:
-            addresses.append(sockaddr[0])
+        address = str(sockaddr[0])
+        if address not in addresses:
+            addresses.append(address)
     return addresses
 
 
@@ -345,8 +346,8 @@ class KeyFetcher:
         if "?" in issuer:
             raise KeyFetchError(f"The issuer {_redacted(issuer)} must not have a query.", url=issuer)
         document_url = issuer.rstrip("/") + DISCOVERY_PATH
-        return self._cached_or_fetch("discovery", document_url, lambda body, url: _parse_discovery(
-            body, url, issuer, self.allow_insecure))
+        return str(self._cached_or_fetch("discovery", document_url, lambda body, url: _parse_discovery(
+            body, url, issuer, self.allow_insecure)))
 
     def status(self, url: str) -> FetchStatus:
         """What is known about a key set URL (or a discovery document URL) that was asked for."""
@@ -524,7 +525,7 @@ class KeyFetcher:
             reason = outcome.get("error")
             detail = getattr(reason, "strerror", None) or (str(reason) if reason else "no addresses")
             raise KeyFetchError(f"Cannot resolve {target.host} for {shown}: {excerpt(detail)}.", url=target.url)
-        addresses = outcome["addresses"]
+        addresses: list[str] = outcome["addresses"]
         for address in addresses:
             try:
                 refusal = destination_refusal(address, allow_insecure=self.allow_insecure)

@@ -5,9 +5,9 @@ import hashlib
 import logging
 from dataclasses import dataclass
 
-from typing import Protocol
+from typing import Any, Protocol, cast
 
-from sqlalchemy import delete
+from sqlalchemy import CursorResult, delete
 
 from . import clock, store, token_store
 from .extensions import db
@@ -69,7 +69,7 @@ class DatabaseRateLimiter:
         return RateDecision(True) if count <= limit else RateDecision(False, expires_at - now)
 
     def purge(self) -> int:
-        result = db.session.execute(delete(RateLimitCounter).where(RateLimitCounter.expires_at < clock.now()))
+        result = cast("CursorResult[Any]", db.session.execute(delete(RateLimitCounter).where(RateLimitCounter.expires_at < clock.now())))
         db.session.commit()
         return result.rowcount or 0
 
@@ -78,7 +78,7 @@ class RedisRateLimiter:
     """Counters in Redis. When Redis cannot answer, limits are not enforced (they protect capacity,
     not correctness) and the failure is logged; replay protection, by contrast, fails closed."""
 
-    def __init__(self, redis_client, circuit, prefix: str = "authserver:rl:"):
+    def __init__(self, redis_client: Any, circuit: Any, prefix: str = "authserver:rl:") -> None:
         self._redis = redis_client
         self._circuit = circuit
         self._prefix = prefix

@@ -7,7 +7,7 @@ fails closed: when Redis cannot answer, no token is issued. Either way a jti who
 stored is released again (`forget`), so the client can send the same assertion once more."""
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Any, Protocol
 
 from . import clock, token_store
 
@@ -61,7 +61,7 @@ class RedisReplayCache:
     PENDING = b"pending"
     USED = b"used"
 
-    def __init__(self, redis_client, circuit, pending_seconds: int = 0, prefix: str = "authserver:jti:"):
+    def __init__(self, redis_client: Any, circuit: Any, pending_seconds: int = 0, prefix: str = "authserver:jti:") -> None:
         self._redis = redis_client
         self._circuit = circuit
         self._pending_seconds = pending_seconds  # 0: no pending state (the mark lasts as long as the assertion)

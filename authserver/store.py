@@ -11,6 +11,7 @@ import os
 import threading
 import weakref
 from collections import deque
+from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any
@@ -24,11 +25,11 @@ from .extensions import db
 # takes one, and at its end rolls back whatever it left open and puts it back. At most as many
 # connections exist as requests ran at once. Disposing of the engine closes the idle ones.
 _current: ContextVar[tuple[Any, Any, Any] | None] = ContextVar("authserver_hot_connection", default=None)
-_idle: "weakref.WeakKeyDictionary[Any, deque]" = weakref.WeakKeyDictionary()
+_idle: weakref.WeakKeyDictionary[Any, deque[tuple[Any, Any, int]]] = weakref.WeakKeyDictionary()
 _idle_lock = threading.Lock()
 
 
-def _idle_list(engine) -> deque:
+def _idle_list(engine: Any) -> deque[tuple[Any, Any, int]]:
     idle = _idle.get(engine)
     if idle is None:
         with _idle_lock:
@@ -39,7 +40,7 @@ def _idle_list(engine) -> deque:
     return idle
 
 
-def _close_idle(engine) -> None:
+def _close_idle(engine: Any) -> None:
     idle = _idle.get(engine)
     while idle:
         try:
@@ -48,7 +49,7 @@ def _close_idle(engine) -> None:
             break
 
 
-def _close_quietly(conn) -> None:
+def _close_quietly(conn: Any) -> None:
     try:
         conn.close()
     except Exception:  # a broken connection may fail to close; it is gone either way
@@ -60,11 +61,11 @@ class Prepared:
 
     __slots__ = ("_build", "_cache")
 
-    def __init__(self, build):
+    def __init__(self, build: Any) -> None:
         self._build = build  # a statement, or a callable(dialect_name) -> statement
-        self._cache: dict[str, tuple[str, tuple | None, dict]] = {}
+        self._cache: dict[str, tuple[str, tuple[str, ...] | None, dict[str, Any]]] = {}
 
-    def compiled(self, dialect) -> tuple[str, tuple | None, dict]:
+    def compiled(self, dialect: Any) -> tuple[str, tuple[str, ...] | None, dict[str, Any]]:
         """(SQL text, positional parameter order or None, literal values bound in the statement)."""
         entry = self._cache.get(dialect.name)
         if entry is None:
@@ -86,7 +87,7 @@ _holding: ContextVar[Any] = ContextVar("authserver_hot_connection_budget", defau
 BUDGET_WAIT_SECONDS = 10
 
 
-def _budget(engine) -> threading.BoundedSemaphore:
+def _budget(engine: Any) -> threading.BoundedSemaphore:
     budget = _budgets.get(engine)
     if budget is None:
         with _idle_lock:
@@ -133,7 +134,7 @@ def _connection(fresh: bool = False) -> tuple[Any, Any, Any]:
 _in_transaction: ContextVar[bool] = ContextVar("authserver_hot_connection_in_transaction", default=False)
 
 
-def _is_disconnect(exc: Exception, conn, dialect) -> bool:
+def _is_disconnect(exc: Exception, conn: Any, dialect: Any) -> bool:
     dbapi = dialect.loaded_dbapi
     if not isinstance(exc, (dbapi.OperationalError, dbapi.InterfaceError)):
         return False
@@ -143,12 +144,12 @@ def _is_disconnect(exc: Exception, conn, dialect) -> bool:
         return False
 
 
-def execute(prepared: Prepared, params: dict[str, Any]):
+def execute(prepared: Prepared, params: dict[str, Any]) -> Any:
     conn, dialect, _ = _connection()
     sql, order, literals = prepared.compiled(dialect)
     if literals:
         params = {**literals, **params}
-    values = tuple(params[name] for name in order) if order is not None else params
+    values: Any = tuple(params[name] for name in order) if order is not None else params
     cursor = conn.cursor()
     try:
         cursor.execute(sql, values)
@@ -164,7 +165,7 @@ def execute(prepared: Prepared, params: dict[str, Any]):
     return cursor
 
 
-def fetch_one(prepared: Prepared, params: dict[str, Any]):
+def fetch_one(prepared: Prepared, params: dict[str, Any]) -> Any:
     cursor = execute(prepared, params)
     try:
         return cursor.fetchone()
@@ -172,10 +173,11 @@ def fetch_one(prepared: Prepared, params: dict[str, Any]):
         cursor.close()
 
 
-def fetch_all(prepared: Prepared, params: dict[str, Any]) -> list:
+def fetch_all(prepared: Prepared, params: dict[str, Any]) -> list[Any]:
     cursor = execute(prepared, params)
     try:
-        return cursor.fetchall()
+        rows: list[Any] = cursor.fetchall()
+        return rows
     finally:
         cursor.close()
 
@@ -183,7 +185,8 @@ def fetch_all(prepared: Prepared, params: dict[str, Any]) -> list:
 def run(prepared: Prepared, params: dict[str, Any]) -> int:
     cursor = execute(prepared, params)
     try:
-        return cursor.rowcount
+        count: int = cursor.rowcount
+        return count
     finally:
         cursor.close()
 
@@ -207,7 +210,7 @@ _thread_write_lock = threading.Lock()  # flock does not exclude threads sharing 
 
 
 @contextmanager
-def write_section():
+def write_section() -> Iterator[None]:
     """Hold the database's write lock for a short burst of writes ending in commit or rollback.
 
     SQLite admits one writer at a time, and a writer that finds the lock taken sleeps in steps of
@@ -232,7 +235,9 @@ def write_section():
 
 
 def integrity_error() -> type[Exception]:
-    return db.engine.dialect.dbapi.IntegrityError
+    dbapi = db.engine.dialect.dbapi
+    assert dbapi is not None  # every dialect the server supports has a DB-API module
+    return dbapi.IntegrityError
 
 
 def release(exc: BaseException | None = None) -> None:

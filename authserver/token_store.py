@@ -7,7 +7,7 @@ more CPU than the signature checks do. Nothing here commits; the caller owns the
 (services/token_issuance.py on the token path)."""
 from __future__ import annotations
 
-from typing import Iterable, NamedTuple
+from typing import Any, Iterable, NamedTuple
 
 from sqlalchemy import String, and_, bindparam, func, insert, or_, select, update
 
@@ -133,7 +133,7 @@ def client_by_id(client_id: str) -> ClientRecord | None:
     return ClientRecord(*row) if row is not None else None
 
 
-def client_grants(client_id: str, org_id: str) -> list[tuple]:
+def client_grants(client_id: str, org_id: str) -> list[tuple[Any, ...]]:
     """(API identifier, granted scope, is default, API org, open to all, opened to this org) per grant."""
     return store.fetch_all(_GRANTS, {"cid": client_id, "org": org_id})
 
@@ -154,11 +154,10 @@ _INSERT_JTI = Prepared(insert(UsedAssertion).values(
     client_id=bindparam("client_id"), jti=bindparam("jti"), expires_at=bindparam("expires_at")))
 
 
-def _counter_upsert(dialect_name: str):
-    if dialect_name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as upsert
-    else:
-        from sqlalchemy.dialects.sqlite import insert as upsert
+def _counter_upsert(dialect_name: str) -> Any:
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    upsert = postgresql.insert if dialect_name == "postgresql" else sqlite.insert
     stmt = upsert(RateLimitCounter).values(bucket=bindparam("bucket"), count=1, expires_at=bindparam("expires_at"))
     return stmt.on_conflict_do_update(
         index_elements=[RateLimitCounter.bucket], set_={"count": RateLimitCounter.count + 1}
@@ -169,7 +168,7 @@ _COUNT_HIT = Prepared(_counter_upsert)
 _COUNT_READ = Prepared(select(RateLimitCounter.count).where(RateLimitCounter.bucket == bindparam("bucket")))
 
 
-def insert_token(record: dict) -> None:
+def insert_token(record: dict[str, Any]) -> None:
     store.run(_INSERT_TOKEN, record)
 
 
@@ -184,7 +183,7 @@ def insert_used_jti(client_id: str, jti: str, expires_at: int) -> None:
 
 def count_hit(bucket: str, expires_at: int) -> int:
     """Add one event to a rate-limit window; the window's count after it."""
-    return store.fetch_one(_COUNT_HIT, {"bucket": bucket, "expires_at": expires_at})[0]
+    return int(store.fetch_one(_COUNT_HIT, {"bucket": bucket, "expires_at": expires_at})[0])
 
 
 def count_read(bucket: str) -> int:

@@ -39,6 +39,7 @@ def main() -> None:
     parser.add_argument("--log-level", default="INFO")
     parser.add_argument("--profile", action="store_true")
     parser.add_argument("--top", type=int, default=30)
+    parser.add_argument("--sort", default="tottime", help="pstats sort key: tottime or cumulative")
     args = parser.parse_args()
 
     tmp = tempfile.TemporaryDirectory(prefix="authserver-profile-")
@@ -119,7 +120,7 @@ def main() -> None:
     print(f"{args.endpoint}: {cpu / args.requests * 1000:.3f} ms CPU per request in-process "
           f"({args.requests} requests, {args.alg} access tokens, {alg} assertions, log level {args.log_level})")
     if profiler:
-        pstats.Stats(profiler).sort_stats("tottime").print_stats(args.top)
+        pstats.Stats(profiler).sort_stats(args.sort).print_stats(args.top)
     tmp.cleanup()
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 import functools
 import json
-from typing import Any
+from typing import Any, Literal
 
 from flask import Response, render_template_string
 from pydantic import BaseModel
@@ -60,7 +60,7 @@ def _collect_models() -> list[type[BaseModel]]:
     return models
 
 
-def _mode(model: type[BaseModel]) -> str:
+def _mode(model: type[BaseModel]) -> Literal["serialization", "validation"]:
     return "serialization" if any(model in op.responses.values() for op in OPERATIONS) else "validation"
 
 
@@ -88,7 +88,7 @@ def _request_body(op: Operation, refs: dict) -> dict | None:
         return {"required": not op.body_optional, "content": {"application/json": {"schema": refs[op.body]}}}
     if op.upload is not None:
         binary = {"type": "string", "contentMediaType": "application/octet-stream"}
-        content = {media_type: {"schema": {"type": "string", "contentMediaType": media_type}}
+        content: dict[str, Any] = {media_type: {"schema": {"type": "string", "contentMediaType": media_type}}
                    for media_type in op.upload.media_types}
         content["multipart/form-data"] = {
             "schema": {"type": "object", "required": [op.upload.form_field], "properties": {op.upload.form_field: binary}},

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timezone
-from typing import Annotated, Any
+from typing import Annotated, Any, overload
 
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.json_schema import SkipJsonSchema
@@ -38,6 +38,12 @@ def optional(description: str, *, write_only: bool = False) -> Any:
 Timestamp = Annotated[datetime, Field(description="RFC 3339 date-time, UTC")]
 
 
+@overload
+def timestamp(value: int) -> datetime: ...
+@overload
+def timestamp(value: None) -> None: ...
+@overload
+def timestamp(value: int | None) -> datetime | None: ...
 def timestamp(value: int | None) -> datetime | None:
     return None if value is None else datetime.fromtimestamp(value, tz=timezone.utc)
 

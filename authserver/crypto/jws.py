@@ -22,8 +22,8 @@ class MalformedJWS(ValueError):
 
 @dataclass(frozen=True)
 class CompactJWS:
-    header: dict
-    claims: dict
+    header: dict[str, Any]
+    claims: dict[str, Any]
     signing_input: bytes
     signature: bytes
 
@@ -41,7 +41,7 @@ def b64url_decode(segment: str) -> bytes:
         raise MalformedJWS("not base64url") from None
 
 
-def _json_object(data: bytes) -> dict:
+def _json_object(data: bytes) -> dict[str, Any]:
     try:
         value = json.loads(data)
     except (ValueError, UnicodeDecodeError):
@@ -76,12 +76,12 @@ def signature_valid(jws: CompactJWS, alg: str, key: Any) -> bool:
 class Signer:
     """Signs JWTs with one key; the protected header is encoded once."""
 
-    def __init__(self, alg: str, key: Any, header: dict):
+    def __init__(self, alg: str, key: Any, header: dict[str, Any]):
         self._algorithm = _ALGORITHMS[alg]
         self._key = key
         self._prefix = b64url_encode(json.dumps({"alg": alg, **header}, separators=(",", ":")).encode()) + "."
 
-    def sign(self, claims: dict) -> str:
+    def sign(self, claims: dict[str, Any]) -> str:
         signing_input = self._prefix + b64url_encode(json.dumps(claims, separators=(",", ":")).encode())
         signature = self._algorithm.sign(signing_input.encode("ascii"), self._key)
         return signing_input + "." + b64url_encode(signature)

@@ -30,25 +30,25 @@ class ParsedPublicKey:
     kty: str
     key_type: str  # human label: RSA-2048, EC-P-256, Ed25519
     algs: tuple[str, ...]
-    jwk: dict  # public members, with kid (and alg when the JWK pinned one)
+    jwk: dict[str, Any]  # public members, with kid (and alg when the JWK pinned one)
 
     @property
     def kid(self) -> str:
-        return self.jwk["kid"]
+        return str(self.jwk["kid"])
 
 
 def _b64url(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
-def jwk_thumbprint(jwk: dict) -> str:
+def jwk_thumbprint(jwk: dict[str, Any]) -> str:
     """RFC 7638 thumbprint (SHA-256) of a public JWK."""
     required = {"RSA": ("e", "kty", "n"), "EC": ("crv", "kty", "x", "y"), "OKP": ("crv", "kty", "x")}[jwk["kty"]]
     canonical = json.dumps({k: jwk[k] for k in required}, separators=(",", ":"), sort_keys=True)
     return _b64url(hashlib.sha256(canonical.encode()).digest())
 
 
-def describe_public_key(key: Any) -> tuple[str, str, tuple[str, ...], dict]:
+def describe_public_key(key: Any) -> tuple[str, str, tuple[str, ...], dict[str, Any]]:
     """(kty, label, allowed algs, public JWK) of a supported key; InvalidInput otherwise."""
     if isinstance(key, rsa.RSAPublicKey):
         if key.key_size < MIN_RSA_BITS:
@@ -83,7 +83,7 @@ def _parse_jwk(text: str) -> tuple[Any, str | None, str | None]:
         raise InvalidInput("The JWK \"kid\" must be a string.")
     if alg is not None and alg not in ASSERTION_ALGS:
         raise InvalidInput(f"The JWK \"alg\" must be one of {', '.join(ASSERTION_ALGS)}.")
-    loaders = {"RSA": RSAAlgorithm, "EC": ECAlgorithm, "OKP": OKPAlgorithm}
+    loaders: dict[str, type[RSAAlgorithm | ECAlgorithm | OKPAlgorithm]] = {"RSA": RSAAlgorithm, "EC": ECAlgorithm, "OKP": OKPAlgorithm}
     loader = loaders.get(jwk["kty"])
     if loader is None:
         raise InvalidInput("Unsupported JWK \"kty\": use RSA, EC or OKP (Ed25519).")
@@ -141,7 +141,8 @@ def parse_public_key(text: str | bytes, kid: str | None = None) -> ParsedPublicK
 def load_public_jwk(jwk_json: str) -> ParsedPublicKey:
     """Load a JWK this server stored itself (already validated)."""
     jwk = json.loads(jwk_json)
-    loader = {"RSA": RSAAlgorithm, "EC": ECAlgorithm, "OKP": OKPAlgorithm}[jwk["kty"]]
+    loaders: dict[str, type[RSAAlgorithm | ECAlgorithm | OKPAlgorithm]] = {"RSA": RSAAlgorithm, "EC": ECAlgorithm, "OKP": OKPAlgorithm}
+    loader = loaders[jwk["kty"]]
     key = loader.from_jwk(jwk)
     kty, label, algs, _ = describe_public_key(key)
     if "alg" in jwk:

@@ -20,7 +20,7 @@ class SigningKeyPair:
     kid: str
     alg: str
     private_key: Any
-    public_jwk: dict
+    public_jwk: dict[str, Any]
 
 
 def _fernet(key_encryption_key: bytes) -> Fernet:
@@ -28,6 +28,7 @@ def _fernet(key_encryption_key: bytes) -> Fernet:
 
 
 def generate_signing_key(alg: str) -> SigningKeyPair:
+    private_key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey
     if alg == "RS256":
         private_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     elif alg == "ES256":

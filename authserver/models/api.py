@@ -3,10 +3,10 @@ from __future__ import annotations
 from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, PrimaryKeyConstraint, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from ..extensions import db
+from ..extensions import Model
 
 
-class Api(db.Model):
+class Api(Model):
     """A resource server that access tokens are issued for (RFC 8707 §2: its identifier is the `resource`
     and the tokens' `aud`). Owned by an organization, or by the platform when org_id is NULL."""
 
@@ -32,7 +32,7 @@ class Api(db.Model):
         return self.org_id is None
 
 
-class ApiScope(db.Model):
+class ApiScope(Model):
     """A scope an API defines (RFC 6749 §3.3 scope-token)."""
 
     __tablename__ = "api_scopes"
@@ -43,7 +43,7 @@ class ApiScope(db.Model):
     description: Mapped[str] = mapped_column(Text, default="")
 
 
-class ApiOrgAccess(db.Model):
+class ApiOrgAccess(Model):
     """An organization a platform API was opened to."""
 
     __tablename__ = "api_org_access"
@@ -54,7 +54,7 @@ class ApiOrgAccess(db.Model):
     created_at: Mapped[int] = mapped_column(BigInteger)
 
 
-class ApiClient(db.Model):
+class ApiClient(Model):
     """The API's own client: it introspects the tokens issued for the API."""
 
     __tablename__ = "api_clients"
@@ -68,7 +68,7 @@ class ApiClient(db.Model):
     created_at: Mapped[int] = mapped_column(BigInteger)
 
 
-class ClientGrant(db.Model):
+class ClientGrant(Model):
     """API access: the scopes of one API a client may ask for. At most one grant per client is its default."""
 
     __tablename__ = "client_grants"

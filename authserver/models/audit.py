@@ -3,10 +3,10 @@ from __future__ import annotations
 from sqlalchemy import BigInteger, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from ..extensions import db
+from ..extensions import Model
 
 
-class AuditEvent(db.Model):
+class AuditEvent(Model):
     """Who did what, when and from where. Never holds a secret."""
 
     __tablename__ = "audit_events"

@@ -3,10 +3,10 @@ from __future__ import annotations
 from sqlalchemy import BigInteger, ForeignKey, Index, Integer, LargeBinary, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from ..extensions import db
+from ..extensions import Model
 
 
-class Client(db.Model):
+class Client(Model):
     """A confidential client application of an organization."""
 
     __tablename__ = "clients"
@@ -31,7 +31,7 @@ class Client(db.Model):
     updated_at: Mapped[int] = mapped_column(BigInteger)
 
 
-class ClientSecret(db.Model):
+class ClientSecret(Model):
     """A server-generated client secret, stored only as a keyed hash."""
 
     __tablename__ = "client_secrets"
@@ -49,7 +49,7 @@ class ClientSecret(db.Model):
     leaked_at: Mapped[int | None] = mapped_column(BigInteger)
 
 
-class ClientKey(db.Model):
+class ClientKey(Model):
     """A public key that verifies a client's assertions (RFC 7523 §3 item 9)."""
 
     __tablename__ = "client_keys"

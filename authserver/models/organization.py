@@ -3,12 +3,12 @@ from __future__ import annotations
 from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from ..extensions import db
+from ..extensions import Model
 
 ACCOUNT_KINDS = ("service", "user")
 
 
-class Organization(db.Model):
+class Organization(Model):
     __tablename__ = "organizations"
 
     org_id: Mapped[str] = mapped_column(String(40), primary_key=True)
@@ -16,7 +16,7 @@ class Organization(db.Model):
     created_at: Mapped[int] = mapped_column(BigInteger)
 
 
-class Account(db.Model):
+class Account(Model):
     """The subject (`sub`) of access tokens: a service identity or a person."""
 
     __tablename__ = "accounts"

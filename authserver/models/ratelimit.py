@@ -3,10 +3,10 @@ from __future__ import annotations
 from sqlalchemy import BigInteger, Index, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from ..extensions import db
+from ..extensions import Model
 
 
-class RateLimitCounter(db.Model):
+class RateLimitCounter(Model):
     """A fixed-window counter, used when no Redis is configured."""
 
     __tablename__ = "rate_limit_counters"

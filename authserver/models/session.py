@@ -3,10 +3,10 @@ from __future__ import annotations
 from sqlalchemy import BigInteger, ForeignKey, Index, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from ..extensions import db
+from ..extensions import Model
 
 
-class ConsoleSession(db.Model):
+class ConsoleSession(Model):
     """A signed-in console session. The browser holds a random session id; the server keeps only its
     SHA-256 hash, so a copy of this table opens no session. Deleting the row ends the session."""
 

@@ -3,10 +3,10 @@ from __future__ import annotations
 from sqlalchemy import BigInteger, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from ..extensions import db
+from ..extensions import Model
 
 
-class SigningKey(db.Model):
+class SigningKey(Model):
     """A key pair that signs access tokens. The private half is stored encrypted."""
 
     __tablename__ = "signing_keys"

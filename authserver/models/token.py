@@ -3,10 +3,10 @@ from __future__ import annotations
 from sqlalchemy import BigInteger, ForeignKey, Index, PrimaryKeyConstraint, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from ..extensions import db
+from ..extensions import Model
 
 
-class AccessToken(db.Model):
+class AccessToken(Model):
     """Server-side record of an issued JWT access token (RFC 9068), for introspection and revocation."""
 
     __tablename__ = "access_tokens"
@@ -30,7 +30,7 @@ class AccessToken(db.Model):
     kid: Mapped[str | None] = mapped_column(String(64))
 
 
-class UsedAssertion(db.Model):
+class UsedAssertion(Model):
     """An assertion `jti` already exchanged, kept until the assertion expires (RFC 7523 §3 item 7)."""
 
     __tablename__ = "used_assertions"

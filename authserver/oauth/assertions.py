@@ -65,7 +65,7 @@ class ClientKeySet:
     def _url_keys(self) -> dict[str, ParsedPublicKey]:
         if self._from_url is None:
             self._from_url = {}
-            if self.jwks_uri is not None:
+            if self.jwks_uri is not None and self._fetcher is not None:
                 try:
                     self._from_url = self._fetcher.keys(self.jwks_uri)
                 except KeyFetchError as exc:
@@ -74,13 +74,13 @@ class ClientKeySet:
         return self._from_url
 
     def _observed(self) -> None:
-        if self._on_fetch is not None:
+        if self._on_fetch is not None and self._fetcher is not None and self.jwks_uri is not None:
             self._on_fetch(self.jwks_uri, self._fetcher.status(self.jwks_uri).last_error)
 
     def find(self, kid: str) -> ParsedPublicKey | None:
         """The key with this kid; an unknown kid makes the URL's set be fetched again (rate-limited)."""
         key = self.pasted.get(kid)
-        if key is not None or self.jwks_uri is None:
+        if key is not None or self.jwks_uri is None or self._fetcher is None:
             return key
         key = self._url_keys().get(kid)
         if key is None and self.fetch_error is None:

@@ -234,7 +234,7 @@ def create_api(name: object, identifier: object, *, org_id: str | None = None, s
             raise InvalidInput("Identifiers below this server's issuer URL are reserved for platform APIs.",
                                field="identifier")
         count = db.session.scalar(select(func.count()).select_from(Api).where(Api.org_id == org_id))
-        if count >= MAX_APIS_PER_ORG:
+        if (count or 0) >= MAX_APIS_PER_ORG:
             raise Conflict(f"An organization may have at most {MAX_APIS_PER_ORG} APIs; delete an unused one first.")
     _check_identifier_free(identifier)
     now = clock.now()
@@ -458,13 +458,14 @@ def grant_client(client_id: object, api_reference: object, scope: object = None,
     scope_text = _grant_scope(api, scope)
     now = clock.now()
     grants = {g.api_id: g for g in db.session.scalars(select(ClientGrant).where(ClientGrant.client_id == client.client_id))}
-    grant = grants.get(api.api_id)
-    created = grant is None
-    if created:
+    existing = grants.get(api.api_id)
+    created = existing is None
+    if existing is None:
         grant = ClientGrant(client_id=client.client_id, api_id=api.api_id, scope=scope_text, is_default=False,
                             created_at=now, updated_at=now)
         db.session.add(grant)
     else:
+        grant = existing
         grant.scope = scope_text
         grant.updated_at = now
     has_other_default = any(g.is_default for g in grants.values() if g.api_id != api.api_id)

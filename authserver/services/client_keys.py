@@ -34,7 +34,7 @@ def add_key(client_id: str, key_text: str | bytes, kid: str | None = None, org_i
     client = get_client(client_id, org_id)
     parsed = parse_public_key(key_text, kid=kid)
     existing = db.session.scalar(select(func.count()).select_from(ClientKey).where(ClientKey.client_id == client.client_id))
-    if existing >= MAX_KEYS_PER_CLIENT:
+    if (existing or 0) >= MAX_KEYS_PER_CLIENT:
         raise Conflict(f"A client may have at most {MAX_KEYS_PER_CLIENT} keys; delete an unused one first.")
     if db.session.scalar(select(ClientKey).where(ClientKey.client_id == client.client_id, ClientKey.kid == parsed.kid)):
         raise Conflict(f"This client already has a key with kid {parsed.kid!r}.", field="kid")

@@ -71,7 +71,7 @@ def register_client(
     return client
 
 
-def get_client(client_id: str, org_id: str | None = None) -> Client:
+def get_client(client_id: object, org_id: str | None = None) -> Client:
     client = db.session.get(Client, client_id) if is_identifier(client_id) else None
     if client is None or (org_id is not None and client.org_id != org_id):
         raise NotFound("Client not found.")

@@ -38,10 +38,10 @@ def normalise_icon(data: bytes) -> bytes:
             with Image.open(io.BytesIO(data)) as image:
                 image.seek(0)
                 image.load()
-                image = image.convert("RGBA")
-                image.thumbnail((ICON_SIZE, ICON_SIZE))
+                converted = image.convert("RGBA")
+                converted.thumbnail((ICON_SIZE, ICON_SIZE))
                 out = io.BytesIO()
-                image.save(out, format="PNG", optimize=True)
+                converted.save(out, format="PNG", optimize=True)
                 return out.getvalue()
     except InvalidInput:
         raise
