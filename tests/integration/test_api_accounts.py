@@ -7,7 +7,7 @@ from authserver.extensions import db
 from authserver.models import Account
 from authserver.services.accounts import authenticate_user
 
-from .api_support import API, assert_problem, manager, user_token  # noqa: F401
+from .api_support import API, assert_problem, user_token
 
 
 def accounts_of(org_id: str) -> list[Account]:

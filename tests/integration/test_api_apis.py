@@ -17,7 +17,7 @@ from authserver.services.client_secrets import add_secret
 from authserver.services.clients import register_client
 
 from ..conftest import ISSUER, MANAGEMENT_API, basic, get_token
-from .api_support import API, assert_problem, manager, other_manager  # noqa: F401
+from .api_support import API, assert_problem
 from .helpers import unverified_claims
 
 ORDERS = "https://api.acme.test/orders"

@@ -11,7 +11,7 @@ from authserver.extensions import db
 from authserver.models import AuditEvent
 
 from ..conftest import public_pem
-from .api_support import API, assert_problem, manager, other_manager, png_bytes  # noqa: F401
+from .api_support import API, assert_problem, png_bytes
 
 CALLER_IP = "203.0.113.7"
 PASSWORD = "correct horse battery staple, again"

@@ -15,7 +15,7 @@ from authserver.services.accounts import create_account, disable_account
 from authserver.services.clients import delete_client
 
 from ..conftest import ISSUER
-from .api_support import API, assert_problem, manager, other_manager, user_token  # noqa: F401
+from .api_support import API, assert_problem, user_token
 
 
 def challenge(response) -> str:

@@ -9,7 +9,7 @@ import pytest
 from authserver.extensions import db
 from authserver.models import AuditEvent, Client
 
-from .api_support import API, assert_problem, manager, png_bytes  # noqa: F401
+from .api_support import API, assert_problem, png_bytes
 
 
 def clients_of(org_id: str) -> list[Client]:

@@ -19,7 +19,7 @@ from authserver.services.clients import update_client
 from tests.jwks_server import JwksServer
 
 from ..conftest import public_pem
-from .api_support import API, assert_problem, manager, other_manager, png_bytes  # noqa: F401
+from .api_support import API, assert_problem, png_bytes
 
 OBJECT_OPERATIONS = [op for op in OPERATIONS if op.path_parameters]
 

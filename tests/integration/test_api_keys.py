@@ -12,7 +12,7 @@ from authserver.models import ClientKey
 from authserver.services.client_keys import MAX_KEYS_PER_CLIENT
 
 from ..conftest import private_pem, public_pem
-from .api_support import API, assert_problem, manager  # noqa: F401
+from .api_support import API, assert_problem
 
 
 def keys_url(client_id: str) -> str:

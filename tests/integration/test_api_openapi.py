@@ -21,7 +21,7 @@ from authserver.services.client_secrets import add_secret
 from authserver.services.clients import register_client
 
 from ..conftest import public_pem
-from .api_support import API, manager, png_bytes  # noqa: F401
+from .api_support import API, png_bytes
 
 MAX_EXAMPLES = 12
 

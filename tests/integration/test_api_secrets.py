@@ -6,7 +6,7 @@ from authserver.models import ClientSecret
 from authserver.services.client_secrets import MAX_SECRETS_PER_CLIENT
 
 from ..conftest import basic
-from .api_support import API, assert_problem, manager  # noqa: F401
+from .api_support import API, assert_problem
 
 
 def secrets_url(client_id: str) -> str:

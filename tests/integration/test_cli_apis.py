@@ -9,7 +9,7 @@ from sqlalchemy import select
 from authserver.extensions import db
 from authserver.models import Api, ApiClient, ApiScope, AuditEvent, ClientGrant
 
-from .test_cli import Cli, _rows, cli, instance  # noqa: F401  (fixtures)
+from .test_cli import Cli, _rows
 
 ORDERS = "https://api.acme.test/orders"
 SEARCH = "https://platform.example.test/search"

@@ -13,7 +13,7 @@ from authserver.models import AuditEvent
 
 from ..conftest import private_pem, public_pem
 from ..servers import AUTHSERVER, free_port, running_server
-from .test_cli import Cli, _rows, cli, instance  # noqa: F401  (fixtures)
+from .test_cli import Cli, _rows
 
 
 def test_org_list(cli):

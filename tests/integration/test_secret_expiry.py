@@ -21,7 +21,7 @@ from authserver.services.client_secrets import add_secret
 
 from ..conftest import ISSUER, basic, get_token, in_app_context, make_app, make_tenant
 from ..console_support import signed_in
-from .api_support import API, assert_problem, make_manager, manager  # noqa: F401
+from .api_support import API, assert_problem, make_manager
 from .helpers import assert_oauth_error, body_text, case, count
 
 DAY = 86400

@@ -20,7 +20,7 @@ from authserver.services.client_secrets import add_secret
 
 from ..conftest import basic, get_token
 from ..console_support import signed_in
-from .api_support import API, manager  # noqa: F401
+from .api_support import API
 from .helpers import assert_no_store, assert_oauth_error, body_text, case
 
 LEAK = "/oauth/secret-leak"
