@@ -40,6 +40,7 @@ def main() -> None:
     parser.add_argument("--profile", action="store_true")
     parser.add_argument("--top", type=int, default=30)
     parser.add_argument("--sort", default="tottime", help="pstats sort key: tottime or cumulative")
+    parser.add_argument("--callees", help="also print what the functions matching this pattern call")
     args = parser.parse_args()
 
     tmp = tempfile.TemporaryDirectory(prefix="authserver-profile-")
@@ -120,7 +121,10 @@ def main() -> None:
     print(f"{args.endpoint}: {cpu / args.requests * 1000:.3f} ms CPU per request in-process "
           f"({args.requests} requests, {args.alg} access tokens, {alg} assertions, log level {args.log_level})")
     if profiler:
-        pstats.Stats(profiler).sort_stats(args.sort).print_stats(args.top)
+        stats = pstats.Stats(profiler).sort_stats(args.sort)
+        stats.print_stats(args.top)
+        if args.callees:
+            stats.print_callees(args.callees)
     tmp.cleanup()
 
 
