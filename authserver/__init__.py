@@ -135,7 +135,7 @@ def _init_oauth(app: Flask, settings: Settings) -> None:
     from .oauth.server import AuthServer, OAuthRuntime
     from .ratelimit import DatabaseRateLimiter, RedisRateLimiter
     from .oauth.views import bp as oauth_bp
-    from .services.signing_keys import KeyRing
+    from .access_tokens import KeyRing
 
     redis_client = None
     if settings.redis_url:

@@ -73,6 +73,13 @@ class Settings:
         return self.issuer.startswith("https://")
 
 
+def current_settings() -> Settings:
+    """The Settings of the running app."""
+    from flask import current_app
+
+    return current_app.extensions["authserver.settings"]
+
+
 def _read_defaults() -> dict:
     with DEFAULTS_FILE.open("rb") as fh:
         return tomllib.load(fh)

@@ -1,7 +1,5 @@
 """Protocol strings, defined once."""
 
-from ..services.signing_keys import ACCESS_TOKEN_JWT_TYP  # noqa: F401  (RFC 9068 typ, defined with the signer)
-
 GRANT_TYPE_JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"  # RFC 7523 §2.1
 AUTH_CLIENT_SECRET_BASIC = "client_secret_basic"  # RFC 6749 §2.3.1
 AUTH_CLIENT_SECRET_POST = "client_secret_post"

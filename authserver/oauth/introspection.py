@@ -3,10 +3,10 @@ from __future__ import annotations
 
 from authlib.oauth2.rfc7662 import IntrospectionEndpoint
 
+from ..access_tokens import decode_access_token
 from ..services.tokens import active_token_record
 from .constants import CLIENT_AUTH_METHODS, TOKEN_TYPE_BEARER
 from .errors import InvalidRequestError
-from .tokens import decode_access_token
 
 
 class AccessTokenIntrospection(IntrospectionEndpoint):

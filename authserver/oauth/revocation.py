@@ -3,10 +3,10 @@ from __future__ import annotations
 
 from authlib.oauth2.rfc7009 import RevocationEndpoint
 
+from ..access_tokens import decode_access_token
 from ..services.tokens import find_token_record, revoke_token
 from .constants import CLIENT_AUTH_METHODS
 from .errors import InvalidGrantError, InvalidRequestError
-from .tokens import decode_access_token
 
 
 class _Revocable:

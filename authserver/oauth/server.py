@@ -15,7 +15,7 @@ from flask import Response
 from flask import request as flask_request
 
 from ..config import Settings
-from ..services.signing_keys import KeyRing
+from ..access_tokens import KeyRing
 from .access import ClientAccessCache
 from .assertions import ClientKeyCache
 from .client_auth import SecretClientAuthentication

@@ -6,6 +6,7 @@ import re
 import secrets
 from dataclasses import dataclass
 
+from ..config import current_settings  # noqa: F401  (the services' one way to the settings)
 from ..errors import InvalidInput
 from ..extensions import db
 
@@ -114,10 +115,3 @@ def parse_scope_parameter(value: str) -> list[str] | None:
     if not SCOPE_PARAMETER.fullmatch(value):
         return None
     return value.split(" ")
-
-
-def current_settings():
-    """The Settings of the running app."""
-    from flask import current_app
-
-    return current_app.extensions["authserver.settings"]

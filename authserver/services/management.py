@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..access_tokens import decode_access_token
 from ..errors import Forbidden, InsufficientScope, InvalidToken, Unauthenticated
 from ..extensions import db
 from ..models import Account
 from .accounts import active_admin
-from .common import current_settings
 from .apis import MANAGE_SCOPE, management_identifier
+from .common import current_settings
 from .tokens import active_token_record
 
 
@@ -31,8 +32,6 @@ def resolve_token_caller(token: str) -> Caller:
     """The caller behind an access token of this server (RFC 6750): a valid, unexpired, unrevoked token
     (RFC 9068, checked like introspection does) whose scope holds `manage` and whose subject is an
     active admin user. InvalidToken (401), InsufficientScope (403) or Forbidden (403) otherwise."""
-    from ..oauth.tokens import decode_access_token
-
     settings = current_settings()
     claims = decode_access_token(token, _oauth_keyring(), settings.issuer)
     record = active_token_record(claims) if claims is not None else None

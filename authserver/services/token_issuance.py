@@ -16,10 +16,10 @@ from dataclasses import dataclass
 from typing import Callable
 
 from .. import store, token_store
+from ..access_tokens import IssuedToken, mint_access_token
 from ..config import Settings
 from ..ratelimit import RateLimiter
 from ..replay import AssertionReplayed, ReplayCache, ReplayCacheUnavailable
-from .tokens import IssuedToken, mint_access_token
 
 __all__ = [
     "AssertionReplayed", "ClientAssertionReplayed", "DeadlinePassed", "ReplayCacheUnavailable", "TokenIssuance",

@@ -1,8 +1,6 @@
-"""Access tokens: issuance (RFC 9068), records for introspection (RFC 7662) and revocation (RFC 7009)."""
+"""Access-token records: their state for introspection (RFC 7662), revocation (RFC 7009), and the purge
+of expired ones. Minting and decoding the tokens themselves is access_tokens.py."""
 from __future__ import annotations
-
-import secrets
-from dataclasses import dataclass
 
 from sqlalchemy import delete, select, text
 
@@ -10,41 +8,6 @@ from .. import clock, store, token_store
 from ..extensions import db
 from ..models import AccessToken, UsedAssertion
 from .common import current_settings
-
-
-@dataclass(frozen=True)
-class IssuedToken:
-    access_token: str
-    expires_in: int
-    scope: str
-    jti: str
-    record: dict  # the row stored for introspection and revocation
-
-
-def mint_access_token(*, client_id: str, secret_id: str | None, account_id: str, org_id: str, audience: str, scope: str,
-                      sign) -> IssuedToken:
-    """Sign an RFC 9068 access token. `sign(claims)` returns the token and the kid of the key that
-    signed it, which the record keeps. Nothing is written: the caller saves the record in its transaction."""
-    settings = current_settings()
-    now = clock.now()
-    jti = secrets.token_urlsafe(16)
-    claims = {
-        "iss": settings.issuer,
-        "sub": account_id,
-        "aud": audience,
-        "org_id": org_id,
-        "client_id": client_id,
-        "scope": scope,
-        "jti": jti,
-        "iat": now,
-        "exp": now + settings.access_token_ttl,
-    }
-    access_token, kid = sign(claims)
-    record = {
-        "jti": jti, "client_id": client_id, "account_id": account_id, "secret_id": secret_id, "scope": scope,
-        "audience": audience, "issued_at": now, "expires_at": claims["exp"], "revoked_at": None, "kid": kid,
-    }
-    return IssuedToken(access_token=access_token, expires_in=settings.access_token_ttl, scope=scope, jti=jti, record=record)
 
 
 def find_token_record(jti: str, kid: str | None = None) -> token_store.TokenRecord | None:

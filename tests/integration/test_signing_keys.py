@@ -21,7 +21,7 @@ from authserver.crypto.jws import Signer
 from authserver.crypto.signing import decrypt_private_key
 from authserver.extensions import db
 from authserver.models import AccessToken, AuditEvent, SigningKey
-from authserver.oauth.tokens import decode_access_token
+from authserver.access_tokens import decode_access_token
 from authserver.services.signing_keys import rotate_signing_key
 
 from ..conftest import ISSUER, get_token
