@@ -5,25 +5,25 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-# Exit codes, one per class of mistake (the CLI's domain errors use 2 to 6).
-EXIT_SETTINGS = 2
-EXIT_INSTANCE = 10
-EXIT_DATABASE = 11
-EXIT_SCHEMA = 12
-EXIT_KEY_ENCRYPTION = 13
-EXIT_REDIS = 14
+# The classes of mistake a check finds; the command line maps each to its own exit code.
+SETTINGS = "settings"
+INSTANCE = "instance"
+DATABASE = "database"
+SCHEMA = "schema"
+KEY_ENCRYPTION = "key-encryption"
+REDIS = "redis"
 
 
 @dataclass(frozen=True)
 class CheckFailed(Exception):
     message: str
-    exit_code: int
+    kind: str
 
 
 def check_instance_path(settings) -> str:
     path = settings.instance_path
     if not path.is_dir() or not os.access(path, os.W_OK):
-        raise CheckFailed(f"the instance directory {path} is not a writable directory", EXIT_INSTANCE)
+        raise CheckFailed(f"the instance directory {path} is not a writable directory", INSTANCE)
     return f"instance directory {path} is writable"
 
 
@@ -36,7 +36,7 @@ def check_database() -> str:
         db.session.execute(text("SELECT 1"))
     except Exception as exc:  # reported as one line, whatever the driver says
         first = (str(getattr(exc, "orig", exc)).strip().splitlines() or [""])[0][:200]
-        raise CheckFailed(f"the database cannot be reached: {first}", EXIT_DATABASE) from None
+        raise CheckFailed(f"the database cannot be reached: {first}", DATABASE) from None
     finally:
         db.session.rollback()
     return f"database {db.engine.url.render_as_string(hide_password=True)} answers"
@@ -54,7 +54,7 @@ def check_schema() -> str:
         current = MigrationContext.configure(conn).get_current_revision()
     if current != head:
         raise CheckFailed(f"the database schema is at {current or 'nothing'}, this version needs {head}: "
-                          "run 'authserver init'", EXIT_SCHEMA)
+                          "run 'authserver init'", SCHEMA)
     return f"schema is at {head}"
 
 
@@ -73,7 +73,7 @@ def check_key_encryption_key(settings) -> str:
             decrypt_private_key(encrypted, settings.key_encryption_key)
         except Exception:  # a wrong key, whatever the library raises
             raise CheckFailed(f"AUTHSERVER_KEY_ENCRYPTION_KEY does not open the stored signing key {kid}: "
-                              "set the key the keys were created with", EXIT_KEY_ENCRYPTION) from None
+                              "set the key the keys were created with", KEY_ENCRYPTION) from None
     return f"the key-encryption key opens all {len(rows)} signing key(s)"
 
 
@@ -84,7 +84,7 @@ def check_redis(app) -> str:
     try:
         client.ping()
     except Exception as exc:  # any failure to answer
-        raise CheckFailed(f"Redis cannot be reached: {type(exc).__name__}", EXIT_REDIS) from None
+        raise CheckFailed(f"Redis cannot be reached: {type(exc).__name__}", REDIS) from None
     return "Redis answers"
 
 

@@ -18,8 +18,8 @@ from jwt.algorithms import ECAlgorithm
 from sqlalchemy import select
 
 from authserver import clock
-from authserver import cli as cli_module
 from authserver.cli import main
+from authserver.cli import output as cli_module
 from authserver.config import ConfigError
 from authserver.errors import InvalidInput
 from authserver.extensions import db
@@ -31,7 +31,15 @@ from authserver.services.clients import register_client
 from authserver.services.organizations import create_organization
 from tests.jwks_server import JwksServer
 
-from ..conftest import ISSUER, JWT_BEARER, TOKEN_ENDPOINT, basic, grant_scopes, make_app, public_pem
+from ..conftest import (
+    ISSUER,
+    JWT_BEARER,
+    TOKEN_ENDPOINT,
+    basic,
+    grant_scopes,
+    make_app,
+    public_pem,
+)
 from .api_support import API, assert_problem, make_manager
 from .helpers import assert_oauth_error, case, count, unverified_claims
 
@@ -126,11 +134,11 @@ class Cli:
             made.append(make_cli_app())
             return made[-1]
 
-        make_cli_app, cli_module._app = cli_module._app, make_app_and_keep
+        make_cli_app, cli_module.make_app = cli_module.make_app, make_app_and_keep
         try:
             result = CliRunner().invoke(main, list(args), env=self.env, catch_exceptions=False)
         finally:
-            cli_module._app = make_cli_app
+            cli_module.make_app = make_cli_app
             for cli_app in made:
                 with cli_app.app_context():
                     db.session.remove()

@@ -1,0 +1,50 @@
+"""Every command maps a failure to the exit code of its class, as docs/cli.md lists them."""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from authserver.cli import main
+
+from ..conftest import ISSUER
+
+DOCUMENTED = dict((int(code), text) for code, text in re.findall(
+    r"^\| (\d+) \| (.+?) \|$", (Path(__file__).resolve().parents[2] / "docs" / "cli.md").read_text(), flags=re.M))
+
+
+def _run(env: dict, *args: str):
+    return CliRunner().invoke(main, [*args, "--json"], env=env, catch_exceptions=False)
+
+
+def _refused(result, code: int, needle: str) -> None:
+    assert result.exit_code == code, (result.exit_code, result.stderr[-300:])
+    assert code in DOCUMENTED and code != 0, f"exit code {code} is not in docs/cli.md"
+    assert result.stdout == "" and result.stderr.startswith("error: ") and "Traceback" not in result.stderr
+    assert needle.lower() in result.stderr.lower(), result.stderr
+
+
+def test_each_class_of_domain_failure_has_its_own_documented_code(cli):
+    org_id = cli.json("org", "create", "Acme")["org_id"]
+    _refused(cli.run("client", "create", org_id, "", "--json"), 2, "name")  # invalid input
+    _refused(cli.run("client", "show", "no-such-client", "--json"), 3, "not found")  # not found
+    cli.json("api", "create", "--org", org_id, "Jobs", "https://jobs.example.com/")
+    _refused(cli.run("api", "create", "--org", org_id, "Jobs again", "https://jobs.example.com/", "--json"), 4,
+             "already")  # conflict
+
+
+def test_a_database_without_schema_is_told_apart_from_an_unreachable_one(tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    no_schema = _run({"AUTHSERVER_INSTANCE_PATH": str(empty), "AUTHSERVER_ISSUER": ISSUER}, "org", "list")
+    _refused(no_schema, 12, "authserver init")
+    unreachable = _run({"AUTHSERVER_INSTANCE_PATH": str(empty), "AUTHSERVER_ISSUER": ISSUER,
+                        "AUTHSERVER_DATABASE_URL": "postgresql+psycopg://nobody@127.0.0.1:1/none"}, "org", "list")
+    _refused(unreachable, 11, "cannot be reached")
+
+
+def test_invalid_settings_exit_2_like_invalid_input(tmp_path):
+    result = _run({"AUTHSERVER_INSTANCE_PATH": str(tmp_path), "AUTHSERVER_ISSUER": ISSUER,
+                   "AUTHSERVER_ACCESS_TOKEN_TTL": "soon"}, "org", "list")
+    _refused(result, 2, "AUTHSERVER_ACCESS_TOKEN_TTL")
