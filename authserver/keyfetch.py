@@ -67,8 +67,6 @@ Resolver = Callable[[str, int], list[str]]
 class KeyFetchError(DomainError):
     """Keys could not be fetched from a URL; `message` names the URL and the rule that failed."""
 
-    title = "Cannot fetch keys"
-
     def __init__(self, message: str, *, url: str | None = None):
         super().__init__(message)
         self.url = url

@@ -29,7 +29,7 @@ class CallContext:
 
 
 class CsrfFailed(Forbidden):
-    title = "CSRF check failed"
+    """A cookie-authenticated change without the CSRF header's token."""
 
 
 def _bearer_token(header: str) -> str | None:

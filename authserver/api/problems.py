@@ -7,7 +7,12 @@ import re
 from flask import Response
 from werkzeug.exceptions import HTTPException
 
-from ..errors import DomainError, InsufficientScope, InvalidToken, Unauthenticated
+from ..errors import (
+    Conflict, DomainError, Forbidden, InsufficientScope, InvalidInput, InvalidToken, NotFound, PublicClientRefused,
+    Unauthenticated,
+)
+from ..keyfetch import KeyFetchError
+from .auth import CsrfFailed
 from ..services.common import current_settings
 from ..services.management import MANAGE_SCOPE
 
@@ -39,6 +44,26 @@ class ApiProblem(Exception):
         super().__init__(detail)
         self.status, self.title, self.detail = status, title, detail
         self.slug, self.errors, self.headers = slug, errors, headers or {}
+
+
+# Each domain failure's status and title, most specific class first: the API's one mapping of them.
+DOMAIN_PROBLEMS: tuple[tuple[type[DomainError], int, str], ...] = (
+    (PublicClientRefused, 400, "Public clients are not supported"),
+    (KeyFetchError, 400, "Cannot fetch keys"),
+    (InvalidInput, 400, "Invalid input"),
+    (InvalidToken, 401, "Invalid access token"),
+    (Unauthenticated, 401, "Authentication required"),
+    (InsufficientScope, 403, "Insufficient scope"),
+    (CsrfFailed, 403, "CSRF check failed"),
+    (Forbidden, 403, "Forbidden"),
+    (NotFound, 404, "Not found"),
+    (Conflict, 409, "Conflict"),
+    (DomainError, 400, "Invalid request"),
+)
+
+
+def status_and_title(exc: DomainError) -> tuple[int, str]:
+    return next((status, title) for kind, status, title in DOMAIN_PROBLEMS if isinstance(exc, kind))
 
 
 def type_uri(slug: str) -> str:
@@ -86,7 +111,8 @@ def _challenge(exc: DomainError) -> dict:
 
 def from_domain_error(exc: DomainError) -> Response:
     errors = [{"field": exc.field, "message": exc.message}] if exc.field else None
-    return problem_response(exc.status, exc.title, exc.message, slug=_slug(exc), errors=errors, field=exc.field,
+    status, title = status_and_title(exc)
+    return problem_response(status, title, exc.message, slug=_slug(exc), errors=errors, field=exc.field,
                             headers=_challenge(exc))
 
 

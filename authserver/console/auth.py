@@ -14,6 +14,7 @@ from ..services.accounts import (
     active_admin, authenticate_user, change_own_password, record_password_change_refused, record_sign_in,
 )
 from ..services.common import Actor
+from .feedback import status_of
 
 # Failed sign-ins allowed per minute (the limiter's window); the next attempt is refused. Counted per
 # email *and* address together, and per address: nobody can lock a rightful admin out by guessing at
@@ -146,6 +147,6 @@ def change_password(admin: Account, current: object, new: object, again: object,
         if exc.field == "current_password":
             limiter.hit(key, PASSWORD_CHANGE_FAILURES_PER_ACCOUNT)
             record_password_change_refused(admin.account_id, admin.org_id, actor)
-        return PasswordChangeResult({exc.field or "form": exc.message}, exc.status)
+        return PasswordChangeResult({exc.field or "form": exc.message}, status_of(exc))
     _hold_in_cookie(new_session.session_id)
     return PasswordChangeResult({})

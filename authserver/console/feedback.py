@@ -5,9 +5,23 @@ from typing import Callable, TypeVar
 
 from flask import flash
 
-from ..errors import DomainError, NotFound
+from ..errors import Conflict, DomainError, Forbidden, InvalidInput, NotFound, Unauthenticated
 
 T = TypeVar("T")
+
+# Each domain failure's HTTP status and page title, most specific class first: the console's one mapping.
+DOMAIN_PAGES: tuple[tuple[type[DomainError], int, str], ...] = (
+    (InvalidInput, 400, "Invalid input"),
+    (Unauthenticated, 401, "Sign-in required"),
+    (Forbidden, 403, "Forbidden"),
+    (NotFound, 404, "Not found"),
+    (Conflict, 409, "Conflict"),
+    (DomainError, 400, "Invalid request"),
+)
+
+
+def status_of(exc: DomainError) -> int:
+    return next(status for kind, status, _ in DOMAIN_PAGES if isinstance(exc, kind))
 
 
 class FormErrors(dict):
@@ -21,7 +35,7 @@ class FormErrors(dict):
 def form_errors(exc: DomainError, fields: tuple[str, ...], default: str = "form") -> FormErrors:
     """Attach the service's message to the field it names when the form has that field."""
     field = exc.field if exc.field in fields else default
-    return FormErrors({field: exc.message}, status=exc.status)
+    return FormErrors({field: exc.message}, status=status_of(exc))
 
 
 def attempt(fields: tuple[str, ...], action: Callable[..., T], *args, default_field: str = "form",
@@ -45,4 +59,5 @@ def error_page_text(exc: DomainError) -> tuple[int, str, str]:
     """(status, title, message) of the page shown when a refused rule ends the request."""
     if isinstance(exc, NotFound):
         return 404, "Not found", exc.message + " It may have been deleted, or it belongs to another organization."
-    return exc.status, exc.title, exc.message
+    status, title = next((status, title) for kind, status, title in DOMAIN_PAGES if isinstance(exc, kind))
+    return status, title, exc.message
