@@ -147,7 +147,7 @@ def _init_oauth(app: Flask, settings: Settings) -> None:
     circuit = RedisCircuit(settings.redis_cooldown)
     app.extensions["authserver.redis"] = redis_client
     app.extensions["authserver.redis_circuit"] = circuit
-    keyring = KeyRing(settings.key_encryption_key, settings.signing_key_refresh, settings.signing_key_activation_delay)
+    keyring = KeyRing(settings.key_encryption_key, settings.signing_key_refresh)
     replay = DatabaseReplayCache()
     if redis_client is not None:
         # The longest a token transaction can last: past the deadline it rolls back, and a statement
@@ -175,7 +175,7 @@ def _init_oauth(app: Flask, settings: Settings) -> None:
 
 
 def _key_fetcher(settings: Settings):
-    """The fetcher of clients' key URLs (SPEC §10), with the CA file of the settings when one is named."""
+    """The fetcher of clients' key URLs (their jwks_uri), with the CA file of the settings when one is named."""
     import ssl
 
     from .config import ConfigError

@@ -65,10 +65,9 @@ class KeyRing:
 
     VERIFIED_CACHE_SIZE = 10000
 
-    def __init__(self, key_encryption_key: bytes, refresh: int, activation_delay: int = 0):
+    def __init__(self, key_encryption_key: bytes, refresh: int):
         self._kek = key_encryption_key
         self._refresh = refresh
-        self._activation_delay = activation_delay  # rotations store their own activation time
         self._lock = threading.Lock()
         self._current: ActiveSigningKey | None = None
         self._checked_at = -1.0

@@ -29,6 +29,7 @@ control_socket_disable = True
 
 
 def child_exit(server, worker):
+    # prometheus_client's own variable, set by `authserver serve` for its workers: not a setting.
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         from prometheus_client import multiprocess
 

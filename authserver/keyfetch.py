@@ -1,4 +1,4 @@
-"""Public keys fetched from URLs: a client's `jwks_uri` and trusted issuers' JWKS (SPEC §10).
+"""Public keys fetched from URLs: a client's `jwks_uri` and trusted issuers' JWKS.
 
 The fetch is a server-side request to an address someone else chose, so every rule that keeps it
 from reaching the server's own network is here, in one place:

@@ -44,6 +44,7 @@ class Metrics:
 
 
 def render_metrics() -> tuple[bytes, str]:
+    # prometheus_client's own variable, set by `authserver serve` for its workers: not a setting.
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)

@@ -1,4 +1,4 @@
-"""The management API, /api/v1 (SPEC §7): JSON over the same services as the console and the CLI."""
+"""The management API, /api/v1: JSON over the same services as the console and the CLI."""
 from __future__ import annotations
 
 from flask import Flask

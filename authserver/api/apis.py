@@ -1,6 +1,6 @@
 """/apis: the APIs (resource servers) an organization registers and the scopes they define; the
 platform APIs open to it (read-only); the API's own clients; and /clients/{client_id}/grants, a
-client's API access (SPEC §9)."""
+client's API access."""
 from __future__ import annotations
 
 from flask import url_for

@@ -2,12 +2,11 @@
 human-readable page rendered from it."""
 from __future__ import annotations
 
-import copy
 import functools
 import json
 from typing import Any, Literal
 
-from flask import Response, render_template_string
+from flask import Response
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
@@ -15,7 +14,7 @@ from .. import __version__
 from ..services.common import current_settings
 from ..services.management import MANAGE_SCOPE
 from .auth import CSRF_HEADER
-from .docs_page import DOCS_TEMPLATE, prose, type_of
+from .docs_page import docs_page_html
 from .problems import API_PREFIX, PROBLEM_JSON, PROBLEM_TYPES
 from .routing import OPERATIONS, Binary, Html, Operation, operation
 from .schemas import Problem
@@ -178,9 +177,7 @@ def get_openapi_document(ctx: None):
 @operation("GET", "/docs", summary="This API's documentation, as a web page", tag="Documentation",
            authenticated=False, responses={200: Html("The documentation page, rendered from the OpenAPI document.")})
 def get_docs_page(ctx: None):
-    document = copy.deepcopy(openapi_document())
-    html = render_template_string(DOCS_TEMPLATE, doc=document, problem_types=PROBLEM_TYPES, api_prefix=API_PREFIX,
-                                  type_of=type_of, prose=prose, issuer=current_settings().issuer)
+    html = docs_page_html(openapi_document(), PROBLEM_TYPES, API_PREFIX, current_settings().issuer)
     response = Response(html, content_type="text/html; charset=utf-8")
     response.headers["Cache-Control"] = "no-cache"
     response.headers["Content-Security-Policy"] = "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; frame-ancestors 'none'"

@@ -19,7 +19,6 @@ import secrets
 import zlib
 
 SECRET_PREFIX = "ascs_"  # "authserver client secret": lets secret scanners recognise a leaked one
-LEGACY_SECRET_PREFIX = "as_"  # secrets made before the checksummed format
 BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 RANDOM_LENGTH = 43  # 62**43 > 2**256: at least 256 bits of entropy
 CHECKSUM_LENGTH = 6  # 62**6 > 2**32: any CRC-32 fits

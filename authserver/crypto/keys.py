@@ -21,8 +21,6 @@ MIN_RSA_BITS = 2048
 MAX_KEY_TEXT = 16384
 PRIVATE_JWK_MEMBERS = ("d", "p", "q", "dp", "dq", "qi", "oth", "k")
 
-PublicKey = rsa.RSAPublicKey | ec.EllipticCurvePublicKey | ed25519.Ed25519PublicKey
-
 
 @dataclass(frozen=True)
 class ParsedPublicKey:

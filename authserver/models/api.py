@@ -27,10 +27,6 @@ class Api(Model):
     created_at: Mapped[int] = mapped_column(BigInteger)
     updated_at: Mapped[int] = mapped_column(BigInteger)
 
-    @property
-    def is_platform(self) -> bool:
-        return self.org_id is None
-
 
 class ApiScope(Model):
     """A scope an API defines (RFC 6749 §3.3 scope-token)."""

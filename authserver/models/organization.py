@@ -31,7 +31,3 @@ class Account(Model):
     is_admin: Mapped[bool] = mapped_column(Boolean, default=False)
     disabled_at: Mapped[int | None] = mapped_column(BigInteger)
     created_at: Mapped[int] = mapped_column(BigInteger)
-
-    @property
-    def active(self) -> bool:
-        return self.disabled_at is None

@@ -37,7 +37,7 @@ def load_client_access(client_id: str, org_id: str) -> ClientAccess:
     apis: dict[str, ApiAccess] = {}
     default = None
     for identifier, scope, is_default, api_org, open_to_all, opened_to in token_store.client_grants(client_id, org_id):
-        # SPEC §9: an organization's API serves only that organization's clients; a platform API
+        # An organization's API serves only that organization's clients; a platform API
         # the organizations it is open to. A grant that no longer fits is ignored, not trusted.
         usable = api_org == org_id if api_org is not None else bool(open_to_all) or opened_to is not None
         if not usable:

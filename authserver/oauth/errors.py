@@ -1,4 +1,4 @@
-"""RFC 6749 §5.2 errors as Authlib renders them, with the few adjustments the SPEC asks for."""
+"""RFC 6749 §5.2 errors as Authlib renders them, with a few adjustments (every error has a description)."""
 from __future__ import annotations
 
 from authlib.oauth2.rfc6749 import errors as authlib_errors

@@ -23,7 +23,7 @@ class AccessTokenIntrospection(IntrospectionEndpoint):
         return active_token_record(claims) if claims is not None else None
 
     def check_permission(self, token, client, request):
-        """SPEC §9: a client sees the tokens issued to itself; an API's own client sees the tokens whose
+        """A client sees the tokens issued to itself; an API's own client sees the tokens whose
         aud is its API (an organization's API: only that organization's tokens). Anything else is
         answered like an unknown token (RFC 7662 §2.2), so nothing is learnt about it."""
         if token.client_id == client.client_id:

@@ -132,6 +132,6 @@ class AuthServer(AuthorizationServer):
     def handle_error_response(self, request, error):
         self.runtime.metrics.oauth_error(getattr(error, "error", "unknown"))
         if not error.description and error.error == "unsupported_grant_type":
-            # Authlib renders `description` only, and leaves this one empty (SPEC §4: every error has one).
+            # Authlib renders `description` only, and leaves this one empty (every error answer carries one).
             error.description = f"The grant_type is not supported: use {GRANT_TYPE_JWT_BEARER}."
         return super().handle_error_response(request, error)

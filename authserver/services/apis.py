@@ -120,7 +120,7 @@ def clean_scope_definitions(scopes: object) -> dict[str, str]:
 # --- reading ----------------------------------------------------------------------------------
 
 def _org_may_use(api: Api, org_id: str) -> bool:
-    """Whether an organization's clients may hold grants for an API (SPEC §9)."""
+    """Whether an organization's clients may hold grants for an API."""
     if api.org_id is not None:
         return api.org_id == org_id
     if api.open_to_all:
@@ -406,7 +406,7 @@ def close_api(api_id: object, org_id: str, actor: Actor = CLI_ACTOR) -> Api:
 
 @transactional
 def bind_client(api_id: object, client_id: object, org_id: str | None = None, actor: Actor = CLI_ACTOR) -> ApiClient:
-    """Make a client the API's own: it then introspects the tokens issued for the API (SPEC §9)."""
+    """Make a client the API's own: it then introspects the tokens issued for the API."""
     api = get_owned_api(api_id, org_id)
     client = get_client(client_id, org_id)
     if api.org_id is not None and client.org_id != api.org_id:

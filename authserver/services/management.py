@@ -39,7 +39,7 @@ def resolve_token_caller(token: str) -> Caller:
         raise InvalidToken("The access token is invalid, expired or revoked.")
     audience = management_identifier()
     if record.audience != audience or claims.get("aud") != audience:
-        # SPEC §9: the management API is an API like any other; tokens for other APIs are refused here.
+        # The management API is an API like any other; tokens for other APIs are refused here.
         raise InvalidToken(f"The access token is for another API: ask for one with resource={audience}.")
     if MANAGE_SCOPE not in record.scope.split(" "):
         raise InsufficientScope(f"The access token lacks the {MANAGE_SCOPE} scope.")

@@ -1,4 +1,4 @@
-"""APIs, their scopes, API access (grants) and the APIs' own clients (SPEC §9)
+"""APIs, their scopes, API access (grants) and the APIs' own clients
 
 Existing deployments keep working: a platform API `default` with the identifier AUTHSERVER_AUDIENCE
 (the `aud` every token carried until now) takes every former client scope; every client is granted
