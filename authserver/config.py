@@ -138,6 +138,11 @@ def _worker_class(value: object) -> str:
     return str(value)
 
 
+def issuer_configured() -> bool:
+    """Whether the environment names the issuer (AUTHSERVER_ISSUER); `serve` derives it otherwise."""
+    return bool(os.environ.get(ENV_PREFIX + "ISSUER"))
+
+
 def load_settings(overrides: dict | None = None) -> Settings:
     raw = _read_defaults()
     default_issuer = raw["issuer"]
@@ -172,7 +177,7 @@ def load_settings(overrides: dict | None = None) -> Settings:
         return value
 
     instance_path = Path(str(raw["instance_path"])).expanduser().resolve()
-    if raw["issuer"] == default_issuer and "issuer" not in (overrides or {}) and not os.environ.get(ENV_PREFIX + "ISSUER"):
+    if raw["issuer"] == default_issuer and "issuer" not in (overrides or {}) and not issuer_configured():
         # No issuer configured: the address `authserver serve` serves, so the other commands (demo,
         # assertion) name the same one.
         try:

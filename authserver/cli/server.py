@@ -7,7 +7,7 @@ import sys
 
 import click
 
-from ..config import MIGRATIONS_DIR
+from ..config import MIGRATIONS_DIR, issuer_configured
 from .output import CHECK_EXIT_CODES, emit, fail, make_app, with_app
 
 
@@ -41,7 +41,7 @@ def serve(host: str, port: int, workers: int | None, as_json: bool):
 
     Without AUTHSERVER_ISSUER the issuer is http://HOST:PORT, so metadata and tokens name the address
     actually served."""
-    derived = not os.environ.get("AUTHSERVER_ISSUER")
+    derived = not issuer_configured()
     if derived:
         os.environ["AUTHSERVER_ISSUER"] = f"http://{host}:{port}"
     app = make_app()

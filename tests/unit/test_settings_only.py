@@ -11,8 +11,6 @@ SETTINGS_MODULE = PACKAGE_DIR / "config.py"
 NOT_SETTINGS = {
     # prometheus_client's multiprocess mode, set by `authserver serve` for the gunicorn workers it starts.
     "PROMETHEUS_MULTIPROC_DIR": {"observability.py", "gunicorn_conf.py"},
-    # `authserver serve` derives the issuer from --host/--port when none is configured.
-    "AUTHSERVER_ISSUER": {"cli.py"},
 }
 
 
