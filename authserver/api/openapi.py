@@ -175,13 +175,17 @@ def get_openapi_document(ctx: None):
     return response
 
 
+@functools.lru_cache(maxsize=4)
+def docs_page_html(issuer: str) -> str:
+    """The documentation page, rendered once per issuer: an unauthenticated page stays cheap."""
+    return render_template_string(DOCS_TEMPLATE, doc=copy.deepcopy(openapi_document()), problem_types=PROBLEM_TYPES,
+                                  api_prefix=API_PREFIX, type_of=type_of, prose=prose, issuer=issuer)
+
+
 @operation("GET", "/docs", summary="This API's documentation, as a web page", tag="Documentation",
            authenticated=False, responses={200: Html("The documentation page, rendered from the OpenAPI document.")})
 def get_docs_page(ctx: None):
-    document = copy.deepcopy(openapi_document())
-    html = render_template_string(DOCS_TEMPLATE, doc=document, problem_types=PROBLEM_TYPES, api_prefix=API_PREFIX,
-                                  type_of=type_of, prose=prose, issuer=current_settings().issuer)
-    response = Response(html, content_type="text/html; charset=utf-8")
+    response = Response(docs_page_html(current_settings().issuer), content_type="text/html; charset=utf-8")
     response.headers["Cache-Control"] = "no-cache"
     response.headers["Content-Security-Policy"] = "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; frame-ancestors 'none'"
     return response
