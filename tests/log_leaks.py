@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 import re
 import traceback
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -75,3 +76,20 @@ class LogLeakChecker:
 
 
 CHECKER = LogLeakChecker()
+
+
+@contextmanager
+def no_traceback_logged():
+    """Every record of the server's loggers during the block; none may carry a traceback or be an ERROR."""
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler(logging.DEBUG)
+    handler.emit = records.append
+    logger = logging.getLogger("authserver")
+    logger.addHandler(handler)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+    bad = [f"{r.name}: {r.levelname} {r.getMessage()[:200]}" for r in records
+           if r.exc_info or r.levelno >= logging.ERROR or "Traceback" in r.getMessage()]
+    assert not bad, bad

@@ -7,10 +7,8 @@ from __future__ import annotations
 
 import base64
 import json
-import logging
 import time
 import uuid
-from contextlib import contextmanager
 from urllib.parse import quote
 
 import jwt
@@ -21,6 +19,7 @@ from hypothesis import strategies as st
 from authserver.models import AccessToken
 
 from ..conftest import JWT_BEARER, TOKEN_ENDPOINT
+from ..log_leaks import no_traceback_logged
 from .api_support import make_manager
 from .helpers import b64url, count
 
@@ -165,23 +164,6 @@ def _signed(tenant, claims: dict, header: dict, *, typ: str | None = None) -> st
     algorithm = jwt.get_algorithm_by_name(tenant.alg)
     signature = algorithm.sign(signing_input.encode(), algorithm.prepare_key(tenant.private_key))
     return f"{signing_input}.{b64url(signature)}"
-
-
-@contextmanager
-def no_traceback_logged():
-    """Every record of the server's loggers during the block; none may carry a traceback or be an ERROR."""
-    records: list[logging.LogRecord] = []
-    handler = logging.Handler(logging.DEBUG)
-    handler.emit = records.append
-    logger = logging.getLogger("authserver")
-    logger.addHandler(handler)
-    try:
-        yield
-    finally:
-        logger.removeHandler(handler)
-    bad = [f"{r.name}: {r.levelname} {r.getMessage()[:200]}" for r in records
-           if r.exc_info or r.levelno >= logging.ERROR or "Traceback" in r.getMessage()]
-    assert not bad, bad
 
 
 @SWEEP
