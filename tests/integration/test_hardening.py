@@ -185,3 +185,35 @@ def test_failing_statements_never_carry_their_values_into_errors(app, tenant, ba
     assert "SQL parameters hidden" in str(failed.value)
     if backend == "sqlite":  # PostgreSQL's own DETAIL line names a duplicate key's value
         assert stored_hash not in str(failed.value)
+
+
+# --- console brute-force counters: atomic across workers ----------------------------------------------
+
+@pytest.mark.skipif(not PG_URL, reason="needs AUTHSERVER_TEST_DATABASE_URL (concurrent transactions)")
+@pytest.mark.parametrize("limiter", ["database", "redis"])
+def test_concurrent_failed_sign_ins_are_all_counted(tmp_path, sqlite_template, pg_template_ready, limiter):
+    """Exactly as many concurrent wrong passwords as the per-email-and-address limit use it up: had one
+    increment been lost (read, add one, write back), the rightful password would be let in afterwards."""
+    import time
+
+    from authserver import clock
+    from authserver.console.auth import FAILURES_PER_EMAIL_AND_ADDRESS, sign_in
+    from authserver.ratelimit import WINDOW
+
+    from ..conftest import REDIS_URL, in_app_context, make_app
+    from ..console_support import make_admin
+
+    if limiter == "redis" and not REDIS_URL:
+        pytest.skip("needs AUTHSERVER_TEST_REDIS_URL")
+    settings = {"redis_url": REDIS_URL} if limiter == "redis" else {}
+    with in_app_context(make_app(tmp_path, sqlite_template, "postgresql", pg_template_ready, **settings)) as app:
+        admin = make_admin()
+        db.session.commit()
+        db.session.remove()
+        clock.shift(-(clock.now() % WINDOW) - (time.time() % 1))  # every attempt in one rate window
+        address = f"198.51.100.{threading.get_ident() % 200}"
+        failures = _race(app, lambda i: sign_in(admin.email, f"wrong password number {i}", address).status,
+                         n=FAILURES_PER_EMAIL_AND_ADDRESS)
+        assert failures == [400] * FAILURES_PER_EMAIL_AND_ADDRESS, failures
+        assert sign_in(admin.email, admin.password, address).status == 429
+        assert sign_in(admin.email, admin.password, "203.0.113.5").account is not None  # elsewhere: no lockout
