@@ -18,6 +18,7 @@ from authserver.services.client_keys import add_key
 from authserver.services.organizations import create_organization
 
 from ..conftest import PG_URL, TOKEN_ENDPOINT, basic, get_token, make_tenant, public_pem
+from ..conftest import REDIS_URL as REDIS_TEST_URL
 from .helpers import assert_oauth_error, count
 
 LONE_SURROGATE = "\ud800"
@@ -217,3 +218,35 @@ def test_concurrent_failed_sign_ins_are_all_counted(tmp_path, sqlite_template, p
         assert failures == [400] * FAILURES_PER_EMAIL_AND_ADDRESS, failures
         assert sign_in(admin.email, admin.password, address).status == 429
         assert sign_in(admin.email, admin.password, "203.0.113.5").account is not None  # elsewhere: no lockout
+
+
+# --- the Redis replay record outlives the assertion ---------------------------------------------------
+
+@pytest.mark.skipif(not REDIS_TEST_URL, reason="needs AUTHSERVER_TEST_REDIS_URL")
+def test_the_redis_replay_record_outlives_a_fractional_exp(tmp_path, sqlite_template):
+    """An `exp` of 20.999 s ahead is accepted until exp + skew, so its jti stays used at least that long: a
+    TTL rounded down would let the assertion be replayed during its last fraction of a second."""
+    import math
+    import time
+
+    import redis
+
+    from ..conftest import in_app_context, make_app
+
+    with in_app_context(make_app(tmp_path, sqlite_template, redis_url=REDIS_TEST_URL)) as app:
+        skew = app.extensions["authserver.settings"].clock_skew
+        tenant = make_tenant()
+        exp = math.floor(time.time()) + 20.999
+        assertion = tenant.assertion(exp=exp, jti="fractional-" + tenant.client_id)
+        get_token(tenant_http(), tenant, assertion=assertion)
+        client = redis.Redis.from_url(REDIS_TEST_URL)
+        keys = [k for k in client.scan_iter(match=f"*fractional-{tenant.client_id}*")]
+        assert len(keys) == 1
+        assert client.pttl(keys[0]) / 1000 >= exp + skew - time.time() - 0.05  # 50 ms for the calls in between
+        client.delete(*keys)
+
+
+def tenant_http():
+    from flask import current_app
+
+    return current_app.test_client()
