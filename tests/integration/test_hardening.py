@@ -250,3 +250,26 @@ def tenant_http():
     from flask import current_app
 
     return current_app.test_client()
+
+
+# --- JSON nested beyond reason, on every JSON route -----------------------------------------------------
+
+@pytest.mark.parametrize("depth", [300, 5000])
+def test_deeply_nested_json_is_a_client_error_on_every_json_route(http, tenant, depth):
+    from authserver.api.routing import OPERATIONS
+
+    from .api_support import API, make_manager
+
+    manager = make_manager(http, "Nested")
+    nested = '{"a": ' * depth + "1" + "}" * depth
+    listed = '{"secrets": ' + "[" * depth + "]" * depth + "}"
+    routes = [(op.method, API + op.path.replace("{", "").replace("}", "")) for op in OPERATIONS if op.body]
+    assert routes
+    for method, path in routes:
+        for body in (nested, listed):
+            response = http.open(path, method=method, data=body, content_type="application/json",
+                                 headers=manager.headers())
+            assert 400 <= response.status_code < 500, (method, path, response.status_code)
+    for body in (nested, listed):
+        response = http.post("/oauth/secret-leak", data=body, content_type="application/json")
+        assert_oauth_error(response, 400 if len(body) <= 16384 else 413, "invalid_request")
