@@ -23,7 +23,7 @@ def _record(name: str, msg: str, *args, exc_info=None) -> logging.LogRecord:
 @pytest.mark.parametrize("secret, kind", [
     (generate_client_secret(), "a client secret"), (OLD_SECRET, "a client secret of the older format"),
     (ARGON2, "an argon2 hash"), (PEM, "a PEM private key"), (JWT, "a whole JWT"),
-])
+], ids=["secret", "old-secret", "argon2", "pem", "jwt"])
 def test_a_planted_secret_in_a_record_is_found_and_never_repeated(secret, kind):
     checker = LogLeakChecker(current_test="tests/x.py::test_planted")
     checker.check_record(_record("authserver.oauth", "statement failed with %s", secret))
