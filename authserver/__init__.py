@@ -1,6 +1,7 @@
 """authserver: an OAuth 2.0 authorization server for confidential clients using the JWT bearer grant."""
 from __future__ import annotations
 
+import hmac
 import os
 import time
 import uuid
@@ -248,10 +249,22 @@ def _register_health(app: Flask) -> None:
         ready = all(v == "ok" for v in checks.values())
         return {"status": "ready" if ready else "not ready", "checks": checks}, 200 if ready else 503
 
+    metrics_token = app.extensions["authserver.settings"].metrics_token.encode()
+
     @app.get("/metrics")
     def metrics():
+        if metrics_token and not _bearer_matches(request.headers.get("Authorization", ""), metrics_token):
+            return Response("A bearer token is required (AUTHSERVER_METRICS_TOKEN).\n", status=401,
+                            content_type="text/plain; charset=utf-8",
+                            headers={"WWW-Authenticate": 'Bearer realm="metrics"', "Cache-Control": "no-store"})
         body, content_type = render_metrics()
         return Response(body, content_type=content_type)
+
+
+def _bearer_matches(authorization: str, expected: bytes) -> bool:
+    """`Authorization: Bearer <expected>` (RFC 6750 §2.1), compared in constant time."""
+    scheme, _, presented = authorization.partition(" ")
+    return scheme.lower() == "bearer" and hmac.compare_digest(presented.strip().encode("utf-8", "replace"), expected)
 
 
 def _register_error_handlers(app: Flask) -> None:

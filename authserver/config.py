@@ -18,6 +18,8 @@ SECRET_TTL_MAX_DAYS = 3650
 # Upper bounds of the console session lifetimes (a week idle, a year in all): longer is a mistake.
 CONSOLE_SESSION_IDLE_MINUTES_MAX = 7 * 24 * 60
 CONSOLE_SESSION_MAX_HOURS_MAX = 366 * 24
+# A shorter /metrics token would be guessable; 32 characters of base64url carry 192 bits.
+METRICS_TOKEN_MIN = 32
 
 
 class ConfigError(ValueError):
@@ -61,6 +63,7 @@ class Settings:
     key_encryption_key: bytes
     log_level: str
     trusted_proxies: int = 0
+    metrics_token: str = ""
     key_fetch_allow_insecure: bool = False
     key_fetch_ca_file: str = ""
 
@@ -130,6 +133,14 @@ def _secret_default_ttl_days(days: int) -> int:
     if days > SECRET_TTL_MAX_DAYS:
         raise ConfigError(f"{ENV_PREFIX}SECRET_DEFAULT_TTL_DAYS must be at most {SECRET_TTL_MAX_DAYS} (0 means never)")
     return days
+
+
+def _metrics_token(value: object) -> str:
+    token = str(value).strip()
+    if token and (len(token) < METRICS_TOKEN_MIN or not token.isascii() or not token.isprintable() or " " in token):
+        raise ConfigError(f"{ENV_PREFIX}METRICS_TOKEN must be empty or at least {METRICS_TOKEN_MIN} printable ASCII "
+                          "characters without spaces")
+    return token
 
 
 def _worker_class(value: object) -> str:
@@ -231,6 +242,7 @@ def load_settings(overrides: dict | None = None) -> Settings:
         key_encryption_key=secret("key_encryption_key", "key-encryption.key").encode(),
         log_level=str(raw["log_level"]).upper(),
         trusted_proxies=as_int("trusted_proxies"),
+        metrics_token=_metrics_token(raw["metrics_token"]),
         key_fetch_allow_insecure=as_flag("key_fetch_allow_insecure"),
         key_fetch_ca_file=_ca_file(raw["key_fetch_ca_file"]),
     )

@@ -343,3 +343,29 @@ def console(app, console_admin):
     from .console_support import signed_in
 
     return signed_in(app, console_admin)
+
+
+# --- no secret in any log line: every `authserver` record and every live server's output -------------
+
+from .log_leaks import CHECKER as _LOG_LEAKS  # noqa: E402
+
+
+def pytest_configure(config):
+    _LOG_LEAKS.install()
+
+
+@pytest.fixture(autouse=True)
+def _no_secret_in_log_lines(request):
+    _LOG_LEAKS.current_test = request.node.nodeid
+    yield
+    _LOG_LEAKS.current_test = "(outside any test)"
+    leaks = _LOG_LEAKS.take(request.node.nodeid)
+    if leaks:
+        pytest.fail("a log line held a secret:\n" + "\n".join(leaks), pytrace=False)
+
+
+def pytest_sessionfinish(session, exitstatus):
+    leaks = _LOG_LEAKS.take()
+    if leaks:
+        session.config.get_terminal_writer().line("a log line held a secret:\n" + "\n".join(leaks), red=True)
+        session.exitstatus = 1

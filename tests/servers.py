@@ -8,10 +8,13 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 import requests
+
+from .log_leaks import CHECKER as LOG_LEAKS
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -27,6 +30,7 @@ def free_port() -> int:
 def cli(env: dict, *args: str, stdin: str | None = None) -> dict | list:
     """Run `authserver ARGS --json` and return its JSON; fail the test with stderr otherwise."""
     proc = subprocess.run([AUTHSERVER, *args, "--json"], env=env, capture_output=True, text=True, input=stdin, timeout=60)
+    LOG_LEAKS.check_output(proc.stderr, f"authserver {args[0]}")
     assert proc.returncode == 0, f"authserver {args[0]} failed: {proc.stderr[-2000:]}"
     return json.loads(proc.stdout)
 
@@ -62,7 +66,9 @@ def provision_client(env: dict, key_dir: Path) -> dict:
 def running_server(env: dict, port: int, workers: int = 2, log_path: Path | None = None, cwd: Path | None = None,
                    executable: str = AUTHSERVER):
     """`authserver serve` on 127.0.0.1:port until the block ends; waits (bounded) for /readyz."""
-    log = open(log_path or os.devnull, "wb")
+    if log_path is None:  # kept for the log-leak check even when the test reads none of it
+        log_path = Path(tempfile.mkdtemp(prefix="authserver-serve-")) / "server.log"
+    log = open(log_path, "wb")
     proc = subprocess.Popen(
         [executable, "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)],
         env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, cwd=cwd,
@@ -92,3 +98,4 @@ def running_server(env: dict, port: int, workers: int = 2, log_path: Path | None
                 os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(timeout=5)
         log.close()
+        LOG_LEAKS.check_file(log_path, f"server on port {port}")

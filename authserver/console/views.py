@@ -9,6 +9,7 @@ from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
 from .. import clock
+from ..crypto.keys import unsafe_to_echo
 from ..errors import DomainError, NotFound
 from ..services.accounts import (
     PASSWORD_MIN, create_account, disable_account, disable_admin, enable_account, get_account, get_admin,
@@ -143,6 +144,9 @@ def see_other(endpoint: str, **values) -> Response:
 
 
 def page(template: str, status: int = 200, **context):
+    for name, values in context.items():  # forms shown again after an error keep what was typed, but no secret
+        if (name == "form" or name.endswith("_form")) and isinstance(values, dict):
+            context[name] = {field: "" if unsafe_to_echo(value) else value for field, value in values.items()}
     return render_template(f"console/{template}", **context), status
 
 

@@ -62,6 +62,27 @@ def describe_public_key(key: Any) -> tuple[str, str, tuple[str, ...], dict[str, 
     raise InvalidInput("Unsupported key type: use RSA (2048 bits or more), EC P-256/P-384/P-521 or Ed25519.")
 
 
+def holds_private_material(text: object) -> bool:
+    """Text carrying a private key (PEM, or a JWK or JWK Set with private members): never shown again."""
+    if not isinstance(text, str):
+        return False
+    if "PRIVATE KEY" in text:
+        return True
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return False
+    members = value.get("keys") if isinstance(value, dict) and isinstance(value.get("keys"), list) else [value]
+    return any(isinstance(jwk, dict) and any(m in jwk for m in PRIVATE_JWK_MEMBERS) for jwk in members)
+
+
+def unsafe_to_echo(text: object) -> bool:
+    """Submitted text that must never be sent back in a page: private key material or a client secret."""
+    from .client_secrets import SECRET_PATTERN
+
+    return holds_private_material(text) or (isinstance(text, str) and SECRET_PATTERN.search(text) is not None)
+
+
 def _parse_jwk(text: str) -> tuple[Any, str | None, str | None]:
     try:
         jwk = json.loads(text)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cached_property, lru_cache
 from typing import Any
 
 from authlib.integrations.flask_oauth2 import AuthorizationServer
@@ -57,24 +57,23 @@ class FormPayload(OAuth2Payload):
         return values
 
 
-_transport_checked: dict[tuple[str, str], bool] = {}
+@lru_cache(maxsize=8)
+def _issuer_allows_plain_http(issuer: str) -> bool:
+    # Authlib's rule (http only on loopback), applied to the configured issuer: development only.
+    return not issuer.startswith("https://") and is_secure_transport(issuer + "/")
 
 
-def secure_transport(request) -> bool:
-    """Authlib's rule (https, or http on loopback), remembered per scheme and host."""
-    key = (request.scheme, request.host)
-    verdict = _transport_checked.get(key)
-    if verdict is None:
-        verdict = is_secure_transport(f"{request.scheme}://{request.host}/")
-        if len(_transport_checked) < 1024:
-            _transport_checked[key] = verdict
-    return verdict
+def secure_transport(request, issuer: str) -> bool:
+    """RFC 6749 §3.2 (TLS): judged from the configured issuer, never from the Host header. Under an https
+    issuer a request must have arrived over https (the scheme trusted proxies report); plain http is
+    served only under an http issuer on a loopback address."""
+    return request.scheme == "https" or _issuer_allows_plain_http(issuer)
 
 
 class FormOAuth2Request(OAuth2Request):
-    def __init__(self, request):
+    def __init__(self, request, issuer: str):
         # OAuth2Request.__init__ rebuilds and re-parses the full URL on every request to apply its
-        # transport rule; the views apply that rule once per scheme and host (secure_transport).
+        # transport rule; the views apply it from the configured issuer instead (secure_transport).
         self.method = request.method
         self.headers = request.headers
         self._body = None
@@ -86,12 +85,13 @@ class FormOAuth2Request(OAuth2Request):
         self.credential = None
         self._scope = None
         self._request = request
+        self._issuer = issuer
         self.payload = FormPayload(request)
         self.scope = None
 
     @property
     def uri(self):
-        return self._request.base_url
+        return self._issuer + self._request.path  # the issuer's URL, never one built from the Host header
 
     @property
     def args(self):
@@ -122,7 +122,7 @@ class AuthServer(AuthorizationServer):
         return None
 
     def create_oauth2_request(self, request):
-        return FormOAuth2Request(flask_request._get_current_object())
+        return FormOAuth2Request(flask_request._get_current_object(), self.runtime.settings.issuer)
 
     def handle_response(self, status_code, payload, headers):
         if isinstance(payload, dict):

@@ -37,7 +37,7 @@ def check_form_request():
     """RFC 6749 §3.2: POST, form-encoded, each parameter at most once; bodies bounded."""
     if request.method != "POST":
         return None
-    if not secure_transport(request):
+    if not secure_transport(request, _server().runtime.settings.issuer):
         return _error(InsecureTransportError())
     limit = _server().runtime.settings.oauth_max_body_bytes
     if request.content_length is not None and request.content_length > limit:

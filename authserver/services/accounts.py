@@ -20,6 +20,7 @@ from .sessions import NewSession, create_session, end_all_for_account
 EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,190}\.[^@\s]{1,63}$")
 EMAIL_MAX = 254
 PASSWORD_MIN = 12
+EMAIL_TAKEN = "An account with this email address already exists in this organization."
 PASSWORD_MAX = 1024
 _password_hasher = PasswordHasher()  # argon2id with the library's recommended parameters
 # Verified against when the email is unknown, so a miss costs as much as a hit.
@@ -73,8 +74,10 @@ def create_account(
             raise InvalidInput("A service account has no email, password or admin role: it cannot log in.", field="kind")
     else:
         email = _clean_email(email)
-        if db.session.scalar(select(func.count()).select_from(Account).where(Account.email == email)):
-            raise Conflict("An account with this email address already exists.", field="email")
+        # Unique within the organization only: an address another organization uses is never refused or told.
+        if db.session.scalar(select(func.count()).select_from(Account).where(Account.org_id == org_id,
+                                                                            Account.email == email)):
+            raise Conflict(EMAIL_TAKEN, field="email")
         if password is not None:
             password_hash = _password_hasher.hash(_check_password(password))
     account = Account(
@@ -90,9 +93,9 @@ def create_account(
     db.session.add(account)
     try:
         db.session.flush()
-    except IntegrityError:  # the same email registered at the same instant by another request
+    except IntegrityError:  # the same email registered in this organization at the same instant
         db.session.rollback()
-        raise Conflict("An account with this email address already exists.", field="email") from None
+        raise Conflict(EMAIL_TAKEN, field="email") from None
     record_event(actor, org_id, "account.created", "account", account.account_id, kind=kind, name=name, admin=bool(is_admin))
     return account
 
@@ -217,19 +220,32 @@ def change_own_password(account_id: str, org_id: str, current_password: object, 
     return new_session
 
 
+def _accounts_with_email(email: object) -> list[Account]:
+    """Every organization's account with this email (each organization has at most one), oldest first."""
+    if not is_identifier(email, EMAIL_MAX):
+        return []
+    return list(db.session.scalars(select(Account).where(Account.email == email.strip().lower())
+                                   .order_by(Account.created_at, Account.account_id)))
+
+
 def authenticate_user(email: object, password: object) -> Account | None:
-    """The admin user with this email and password, or None. Costs the same whether or not the email exists."""
-    if not is_identifier(email, 254) or not isinstance(password, str) or len(password) > PASSWORD_MAX:
+    """The user with this email and password, or None. Emails are unique per organization only, so every
+    organization's account with the email is checked, each at the cost of one argon2id verification
+    whatever its outcome (a miss on an unknown email costs one too); the organization is chosen after:
+    an active admin first, then the oldest account."""
+    if not isinstance(password, str) or len(password) > PASSWORD_MAX:
         return None
-    account = db.session.scalar(select(Account).where(Account.email == email.strip().lower()))
-    stored = account.password_hash if account is not None and account.password_hash else _DUMMY_HASH
-    try:
-        _password_hasher.verify(stored, password)
-    except (VerificationError, InvalidHashError):
-        return None
-    if account is None or account.password_hash is None or account.kind != "user" or account.disabled_at is not None:
-        return None
-    return account
+    candidates = [a for a in _accounts_with_email(email) if a.password_hash]
+    matches = []
+    for account in candidates or [None]:
+        stored = account.password_hash if account is not None else _DUMMY_HASH
+        try:
+            _password_hasher.verify(stored, password)
+        except (VerificationError, InvalidHashError):
+            continue
+        if account is not None and account.kind == "user" and account.disabled_at is None:
+            matches.append(account)
+    return min(matches, key=lambda a: not a.is_admin, default=None)  # stable: the oldest admin, else the oldest
 
 
 @transactional
@@ -240,14 +256,12 @@ def record_password_change_refused(account_id: str, org_id: str, actor: Actor) -
 
 @transactional
 def record_sign_in(email: object, outcome: str, ip_address: str | None) -> None:
-    """Audit a console sign-in attempt (the console records `sign_in_failed` here) in the organization of
-    the account the email names. An email that names no account is recorded nowhere: no organization may
-    learn of it. Sign-ins that open a session, sign-outs and sign-outs everywhere are audited by
-    services/sessions.py, in the transaction that opens or ends the session."""
-    account = None
-    if is_identifier(email, EMAIL_MAX):
-        account = db.session.scalar(select(Account).where(Account.email == email.strip().lower()))
-    if account is not None:
+    """Audit a console sign-in attempt (the console records `sign_in_failed` here) in each organization
+    that has an account with the email, each learning only of its own account. An email that names no
+    account is recorded nowhere: no organization may learn of it. Sign-ins that open a session, sign-outs
+    and sign-outs everywhere are audited by services/sessions.py, in the transaction that opens or ends
+    the session."""
+    for account in _accounts_with_email(email):
         record_event(Actor(account.account_id if outcome != "sign_in_failed" else "anonymous", ip_address),
                      account.org_id, f"console.{outcome}", "account", account.account_id)
 

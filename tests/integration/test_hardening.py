@@ -18,6 +18,7 @@ from authserver.services.client_keys import add_key
 from authserver.services.organizations import create_organization
 
 from ..conftest import PG_URL, TOKEN_ENDPOINT, basic, get_token, make_tenant, public_pem
+from ..conftest import REDIS_URL as REDIS_TEST_URL
 from .helpers import assert_oauth_error, count
 
 LONE_SURROGATE = "\ud800"
@@ -185,3 +186,90 @@ def test_failing_statements_never_carry_their_values_into_errors(app, tenant, ba
     assert "SQL parameters hidden" in str(failed.value)
     if backend == "sqlite":  # PostgreSQL's own DETAIL line names a duplicate key's value
         assert stored_hash not in str(failed.value)
+
+
+# --- console brute-force counters: atomic across workers ----------------------------------------------
+
+@pytest.mark.skipif(not PG_URL, reason="needs AUTHSERVER_TEST_DATABASE_URL (concurrent transactions)")
+@pytest.mark.parametrize("limiter", ["database", "redis"])
+def test_concurrent_failed_sign_ins_are_all_counted(tmp_path, sqlite_template, pg_template_ready, limiter):
+    """Exactly as many concurrent wrong passwords as the per-email-and-address limit use it up: had one
+    increment been lost (read, add one, write back), the rightful password would be let in afterwards."""
+    import time
+
+    from authserver import clock
+    from authserver.console.auth import FAILURES_PER_EMAIL_AND_ADDRESS, sign_in
+    from authserver.ratelimit import WINDOW
+
+    from ..conftest import REDIS_URL, in_app_context, make_app
+    from ..console_support import make_admin
+
+    if limiter == "redis" and not REDIS_URL:
+        pytest.skip("needs AUTHSERVER_TEST_REDIS_URL")
+    settings = {"redis_url": REDIS_URL} if limiter == "redis" else {}
+    with in_app_context(make_app(tmp_path, sqlite_template, "postgresql", pg_template_ready, **settings)) as app:
+        admin = make_admin()
+        db.session.commit()
+        db.session.remove()
+        clock.shift(-(clock.now() % WINDOW) - (time.time() % 1))  # every attempt in one rate window
+        address = f"198.51.100.{threading.get_ident() % 200}"
+        failures = _race(app, lambda i: sign_in(admin.email, f"wrong password number {i}", address).status,
+                         n=FAILURES_PER_EMAIL_AND_ADDRESS)
+        assert failures == [400] * FAILURES_PER_EMAIL_AND_ADDRESS, failures
+        assert sign_in(admin.email, admin.password, address).status == 429
+        assert sign_in(admin.email, admin.password, "203.0.113.5").account is not None  # elsewhere: no lockout
+
+
+# --- the Redis replay record outlives the assertion ---------------------------------------------------
+
+@pytest.mark.skipif(not REDIS_TEST_URL, reason="needs AUTHSERVER_TEST_REDIS_URL")
+def test_the_redis_replay_record_outlives_a_fractional_exp(tmp_path, sqlite_template):
+    """An `exp` of 20.999 s ahead is accepted until exp + skew, so its jti stays used at least that long: a
+    TTL rounded down would let the assertion be replayed during its last fraction of a second."""
+    import math
+    import time
+
+    import redis
+
+    from ..conftest import in_app_context, make_app
+
+    with in_app_context(make_app(tmp_path, sqlite_template, redis_url=REDIS_TEST_URL)) as app:
+        skew = app.extensions["authserver.settings"].clock_skew
+        tenant = make_tenant()
+        exp = math.floor(time.time()) + 20.999
+        assertion = tenant.assertion(exp=exp, jti="fractional-" + tenant.client_id)
+        get_token(tenant_http(), tenant, assertion=assertion)
+        client = redis.Redis.from_url(REDIS_TEST_URL)
+        keys = [k for k in client.scan_iter(match=f"*fractional-{tenant.client_id}*")]
+        assert len(keys) == 1
+        assert client.pttl(keys[0]) / 1000 >= exp + skew - time.time() - 0.05  # 50 ms for the calls in between
+        client.delete(*keys)
+
+
+def tenant_http():
+    from flask import current_app
+
+    return current_app.test_client()
+
+
+# --- JSON nested beyond reason, on every JSON route -----------------------------------------------------
+
+@pytest.mark.parametrize("depth", [300, 5000])
+def test_deeply_nested_json_is_a_client_error_on_every_json_route(http, tenant, depth):
+    from authserver.api.routing import OPERATIONS
+
+    from .api_support import API, make_manager
+
+    manager = make_manager(http, "Nested")
+    nested = '{"a": ' * depth + "1" + "}" * depth
+    listed = '{"secrets": ' + "[" * depth + "]" * depth + "}"
+    routes = [(op.method, API + op.path.replace("{", "").replace("}", "")) for op in OPERATIONS if op.body]
+    assert routes
+    for method, path in routes:
+        for body in (nested, listed):
+            response = http.open(path, method=method, data=body, content_type="application/json",
+                                 headers=manager.headers())
+            assert 400 <= response.status_code < 500, (method, path, response.status_code)
+    for body in (nested, listed):
+        response = http.post("/oauth/secret-leak", data=body, content_type="application/json")
+        assert_oauth_error(response, 400 if len(body) <= 16384 else 413, "invalid_request")
