@@ -1010,5 +1010,9 @@ def demo():
     return payload, human
 
 
+from .cli_issuers import issuer  # noqa: E402 - its commands use with_app, defined above
+
+main.add_command(issuer)
+
 if __name__ == "__main__":
     main()
