@@ -130,6 +130,7 @@ def _init_oauth(app: Flask, settings: Settings) -> None:
     from .observability import Metrics
     from .oauth.access import ClientAccessCache
     from .oauth.assertions import ClientKeyCache
+    from .oauth.federation import TrustedIssuerCache
     from .last_used import LastUsedRecorder
     from .replay import DatabaseReplayCache, RedisReplayCache
     from .services.token_issuance import TokenIssuance
@@ -168,6 +169,7 @@ def _init_oauth(app: Flask, settings: Settings) -> None:
         metrics=Metrics(),
         rate_limiter=rate_limiter,
         issuance=TokenIssuance(settings, replay, rate_limiter, keyring.sign_with_kid),
+        trusted_issuers=TrustedIssuerCache(key_fetcher),
     )
     app.extensions["authserver.last_used"] = LastUsedRecorder(app)
     app.extensions["authserver.oauth"] = AuthServer(runtime)

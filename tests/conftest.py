@@ -92,7 +92,7 @@ def _drop_worker_database():
 _SLOW_FILES = {"test_live_gunicorn.py", "test_readme_tutorial.py", "test_graceful_shutdown.py",
                "test_purger_lifecycle.py", "test_two_hosts.py", "test_cli_operators.py", "test_live_authserver.py",
                "test_signing_key_runbook.py", "test_wheel.py", "test_slow_clients.py",
-               "test_docs_token_howto.py", "test_config_check.py"}
+               "test_docs_token_howto.py", "test_config_check.py", "test_federation_docs.py"}
 _REDIS_FILES = {"test_redis_and_limits.py", "test_two_hosts.py"}
 
 

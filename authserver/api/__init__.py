@@ -6,7 +6,7 @@ from flask import Flask
 from ..extensions import csrf
 # Each resource module declares its operations in the route table when imported, in this order,
 # which is also the order of the OpenAPI document and the docs page.
-from . import clients, icons, secrets, keys, apis, accounts, audit, openapi  # noqa: F401,I001
+from . import clients, icons, secrets, keys, apis, issuers, accounts, audit, openapi  # noqa: F401,I001
 from .routing import bp
 
 

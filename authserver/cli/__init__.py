@@ -10,6 +10,7 @@ from .apis import api
 from .assertions import assertion, sign_assertion
 from .clients import client
 from .demo import demo
+from .issuers import issuer
 from .keys import key
 from .maintenance import purge, purge_once
 from .orgs import org
@@ -39,3 +40,4 @@ main.add_command(serve)
 main.add_command(config)
 main.add_command(signing_key)
 main.add_command(purge)
+main.add_command(issuer)

@@ -182,6 +182,31 @@ def parse_assertion(assertion: str, settings: Settings, rules: AssertionRules = 
     return jws
 
 
+def check_validity_times(claims: dict, settings: Settings, rules: AssertionRules) -> float:
+    """RFC 7523 §3 items 4-6: exp required, not passed and at most the maximum lifetime ahead; nbf and
+    iat not in the future; each with the clock skew. The exp."""
+    p = rules.parameter
+    now = clock.now()
+    skew = settings.clock_skew
+    exp = numeric_date(claims["exp"])
+    if exp is None:
+        raise rules.error(f"The {p}'s exp must be a NumericDate.")
+    if exp <= now - skew:
+        raise rules.error(f"The {p} has expired (exp).")
+    if exp - now > settings.assertion_max_lifetime + skew:
+        raise rules.error(
+            f"The {p}'s exp is too far ahead: at most {settings.assertion_max_lifetime} seconds are accepted."
+        )
+    for name in ("nbf", "iat"):
+        if name in claims:
+            value = numeric_date(claims[name])
+            if value is None:
+                raise rules.error(f"The {p}'s {name} must be a NumericDate.")
+            if value > now + skew:
+                raise rules.error(f"The {p} is not valid yet (nbf or iat in the future).")
+    return exp
+
+
 def verify_assertion(assertion: str | CompactJWS, client_id: str, keys: ClientKeySet | dict[str, ParsedPublicKey],
                      settings: Settings, rules: AssertionRules = GRANT_RULES) -> VerifiedAssertion:
     """RFC 7523 §3: signature by a registered key with a pinned asymmetric alg, then iss, sub, aud,
@@ -210,24 +235,7 @@ def verify_assertion(assertion: str | CompactJWS, client_id: str, keys: ClientKe
     accepted = (settings.issuer, settings.issuer + rules.endpoint_path)
     if not isinstance(audiences, list) or not any(isinstance(a, str) and a in accepted for a in audiences):
         raise claim_error(f"The {p}'s aud must be this server's issuer or {rules.endpoint_label}.")
-    now = clock.now()
-    skew = settings.clock_skew
-    exp = numeric_date(claims["exp"])
-    if exp is None:
-        raise claim_error(f"The {p}'s exp must be a NumericDate.")
-    if exp <= now - skew:
-        raise claim_error(f"The {p} has expired (exp).")
-    if exp - now > settings.assertion_max_lifetime + skew:
-        raise claim_error(
-            f"The {p}'s exp is too far ahead: at most {settings.assertion_max_lifetime} seconds are accepted."
-        )
-    for name in ("nbf", "iat"):
-        if name in claims:
-            value = numeric_date(claims[name])
-            if value is None:
-                raise claim_error(f"The {p}'s {name} must be a NumericDate.")
-            if value > now + skew:
-                raise claim_error(f"The {p} is not valid yet (nbf or iat in the future).")
+    exp = check_validity_times(claims, settings, rules)
     subject, jti = claims["sub"], claims["jti"]
     # Printable text only: a NUL or a lone UTF-16 surrogate (a "\ud800" escape) names nothing and
     # cannot even be stored or compared by the database.

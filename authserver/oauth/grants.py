@@ -16,9 +16,10 @@ from ..services.token_issuance import (
     is_active_subject,
 )
 from .access import ApiAccess, ClientAccess
-from .assertions import verify_assertion
+from .assertions import parse_assertion, verify_assertion
 from .client_auth import CLIENT_ASSERTION_REPLAYED, counted_failure
 from .constants import CLIENT_AUTH_METHODS, PARAM_RESOURCE, PARAM_SCOPE, TOKEN_TYPE_BEARER
+from .federation import MAPPED_ACCOUNT_INACTIVE, FederatedAssertion, names_external_issuer, rule_resource, rule_scope
 from .errors import (
     InvalidClientError, InvalidGrantError, InvalidRequestError, InvalidScopeError, InvalidTargetError, SlowDownError,
     TemporarilyUnavailableError,
@@ -38,16 +39,31 @@ class ConfidentialJWTBearerGrant(JWTBearerGrant):
         if not assertion:
             raise InvalidRequestError("The assertion parameter is missing.")
         runtime = self.server.runtime
-        keys = runtime.client_keys.keys_for(client.client_id, client.keys_version)
-        verified = verify_assertion(assertion, client.client_id, keys, runtime.settings)
-        if not is_active_subject(client.org_id, verified.subject):
-            raise InvalidGrantError(description="The assertion's sub is not an active account of the client's organization.")
+        jws = parse_assertion(assertion, runtime.settings)
+        iss = jws.claims.get("iss")
+        federated = None
+        if iss != client.client_id and names_external_issuer(iss):  # decided before any database work
+            federated = runtime.trusted_issuers.verify(jws, client.client_id, client.org_id, runtime.settings)
+            verified = federated
+            if not is_active_subject(client.org_id, verified.subject):
+                raise InvalidGrantError(description=MAPPED_ACCOUNT_INACTIVE)
+        else:
+            keys = runtime.client_keys.keys_for(client.client_id, client.keys_version)
+            verified = verify_assertion(jws, client.client_id, keys, runtime.settings)
+            if not is_active_subject(client.org_id, verified.subject):
+                raise InvalidGrantError(description="The assertion's sub is not an active account of the client's organization.")
         access = runtime.client_access.access_for(client.client_id, client.org_id, client.access_version)
-        api = self._resolve_resource(access, form.get(PARAM_RESOURCE))
+        resource, scope = form.get(PARAM_RESOURCE), form.get(PARAM_SCOPE)
+        if federated is not None:
+            resource = rule_resource(federated, resource)
+        api = self._resolve_resource(access, resource)
+        granted = self._resolve_scope(api, scope)
+        if federated is not None:
+            granted = rule_scope(federated, api, granted, requested=bool(scope))
         self.request.user = verified.subject
         self.request.credential = verified
         self.request.api = api
-        self.request.scope = self._resolve_scope(api, form.get(PARAM_SCOPE))
+        self.request.scope = granted
 
     @staticmethod
     def _resolve_resource(access: ClientAccess, resource: str | None) -> ApiAccess:
@@ -90,6 +106,7 @@ class ConfidentialJWTBearerGrant(JWTBearerGrant):
             client_id=client.client_id, org_id=client.org_id, secret_id=client.secret_id,
             account_id=verified.subject, audience=self.request.api.identifier, scope=self.request.scope,
             jti=verified.jti, assertion_expires_at=verified.expires_at,
+            issuer_id=verified.issuer_id if isinstance(verified, FederatedAssertion) else None,
         )
         if client.client_assertion is not None:  # private_key_jwt: its jti is used up with the token
             order = replace(order, client_assertion_jti=client.client_assertion.jti,

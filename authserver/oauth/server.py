@@ -37,6 +37,7 @@ class OAuthRuntime:
     metrics: Any
     rate_limiter: Any
     issuance: Any  # services.token_issuance.TokenIssuance
+    trusted_issuers: Any = None  # oauth.federation.TrustedIssuerCache
 
 
 class FormPayload(OAuth2Payload):

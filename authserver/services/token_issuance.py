@@ -23,7 +23,7 @@ from ..replay import AssertionReplayed, ReplayCache, ReplayCacheUnavailable
 
 __all__ = [
     "AssertionReplayed", "ClientAssertionReplayed", "DeadlinePassed", "ReplayCacheUnavailable", "TokenIssuance",
-    "TokenOrder", "TokenRateLimited", "client_assertion_replay_key", "is_active_subject",
+    "TokenOrder", "TokenRateLimited", "client_assertion_replay_key", "is_active_subject", "trusted_issuer_replay_key",
 ]
 
 
@@ -52,6 +52,15 @@ def client_assertion_replay_key(jti: str) -> str:
     return CLIENT_ASSERTION_REPLAY_PREFIX + hashlib.sha256(jti.encode("utf-8", "surrogatepass")).hexdigest()
 
 
+# A trusted issuer's assertions are single-use per issuer, whichever allowed client presents them: the
+# issuer's id is the replay scope, and the jti is recorded like a client assertion's, with a prefix of its own.
+TRUSTED_ISSUER_REPLAY_PREFIX = "\x1ftrusted_issuer:"
+
+
+def trusted_issuer_replay_key(jti: str) -> str:
+    return TRUSTED_ISSUER_REPLAY_PREFIX + hashlib.sha256(jti.encode("utf-8", "surrogatepass")).hexdigest()
+
+
 class DeadlinePassed(Exception):
     """The request ran past its deadline: the transaction was rolled back, nothing was issued."""
 
@@ -66,11 +75,13 @@ class TokenOrder:
     account_id: str  # the token's sub
     audience: str  # the API identifier
     scope: str
-    jti: str  # the assertion's, used up by this token
+    jti: str | None  # the assertion's, used up by this token (None: a trusted issuer's assertion without one)
     assertion_expires_at: int
     # private_key_jwt: the client assertion's jti, used up by this token too (None: a secret was used)
     client_assertion_jti: str | None = None
     client_assertion_expires_at: int = 0
+    # A trusted issuer's assertion (workload identity federation): its jti is used up in the issuer's scope.
+    issuer_id: str | None = None
 
 
 def is_active_subject(org_id: str, account_id: str) -> bool:
@@ -98,41 +109,44 @@ class TokenIssuance:
             audience=order.audience, scope=order.scope, sign=self._sign,
         )
         jti_expires = order.assertion_expires_at + settings.clock_skew
-        used = []  # (replay key, kept until) of each jti this token uses up
+        used = []  # (replay scope, replay key, kept until) of each jti this token uses up
         if order.client_assertion_jti is not None:
-            used.append((client_assertion_replay_key(order.client_assertion_jti),
+            used.append((order.client_id, client_assertion_replay_key(order.client_assertion_jti),
                          order.client_assertion_expires_at + settings.clock_skew))
-        used.append((order.jti, jti_expires))
+        if order.issuer_id is None:
+            used.append((order.client_id, order.jti, jti_expires))
+        elif order.jti is not None:
+            used.append((order.issuer_id, trusted_issuer_replay_key(order.jti), jti_expires))
         deadline = settings.request_deadline_seconds
         with store.write_section():
-            remembered: list[str] = []
+            remembered: list[tuple[str, str]] = []
             try:
                 decision = self._limiter.hit("token:client:" + order.client_id,
                                              settings.rate_limit_token_requests_per_client, commit=False)
                 if not decision.allowed:
                     raise TokenRateLimited(decision.retry_after)
-                for key, until in used:  # the client assertion first: a replayed one fails authentication
+                for scope, key, until in used:  # the client assertion first: a replayed one fails authentication
                     try:
-                        self._replay.remember(order.client_id, key, until)
+                        self._replay.remember(scope, key, until)
                     except AssertionReplayed as exc:
-                        if key != order.jti:
+                        if key.startswith(CLIENT_ASSERTION_REPLAY_PREFIX):
                             raise ClientAssertionReplayed(exc.in_progress_for) from None
                         raise
-                    remembered.append(key)
+                    remembered.append((scope, key))
                 token_store.insert_token(issued.record)
                 if deadline and started is not None and time.perf_counter() - started > deadline:
                     raise DeadlinePassed()
                 store.commit()
             except BaseException as exc:
-                self._abandon(order.client_id, remembered)
+                self._abandon(remembered)
                 if isinstance(exc, token_store.Duplicate):
                     raise AssertionReplayed() from None
                 if isinstance(exc, store.integrity_error()):
                     # A concurrent request with the same jti committed first (database replay cache).
                     raise AssertionReplayed() from None
                 raise
-        for key, until in used:
-            self._replay.confirm(order.client_id, key, until)
+        for scope, key, until in used:
+            self._replay.confirm(scope, key, until)
         return issued
 
     def use_client_assertion(self, client_id: str, jti: str, expires_at: int) -> None:
@@ -141,13 +155,13 @@ class TokenIssuance:
         key = client_assertion_replay_key(jti)
         until = expires_at + self._settings.clock_skew
         with store.write_section():
-            remembered: list[str] = []
+            remembered: list[tuple[str, str]] = []
             try:
                 self._replay.remember(client_id, key, until)
-                remembered.append(key)
+                remembered.append((client_id, key))
                 store.commit()
             except BaseException as exc:
-                self._abandon(client_id, remembered)
+                self._abandon(remembered)
                 if isinstance(exc, AssertionReplayed):
                     raise ClientAssertionReplayed(exc.in_progress_for) from None
                 if isinstance(exc, store.integrity_error()):  # a concurrent use committed first
@@ -155,12 +169,12 @@ class TokenIssuance:
                 raise
         self._replay.confirm(client_id, key, until)
 
-    def _abandon(self, client_id: str, remembered: list[str]) -> None:
+    def _abandon(self, remembered: list[tuple[str, str]]) -> None:
         """Roll the transaction back and release the jtis recorded outside it (Redis), so the client can
         send the same assertions again: they obtained nothing."""
         try:
             store.rollback()
         except Exception:  # the connection is gone, and its transaction with it
             pass
-        for key in remembered:
-            self._replay.forget(client_id, key)
+        for scope, key in remembered:
+            self._replay.forget(scope, key)

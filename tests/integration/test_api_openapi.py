@@ -3,6 +3,7 @@ generating requests from it against the WSGI app with an admin token, finds no 5
 that breaks the document."""
 from __future__ import annotations
 
+import json
 import re
 import secrets
 
@@ -11,10 +12,12 @@ import schemathesis
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import run_state_machine_as_test
+from jwt.algorithms import ECAlgorithm
 from schemathesis import GenerationMode
 
 from authserver.api.routing import OPERATIONS
 from authserver.services import apis as api_service
+from authserver.services import trusted_issuers as issuer_service
 from authserver.services.accounts import create_account
 from authserver.services.client_keys import add_key
 from authserver.services.client_secrets import add_secret
@@ -118,7 +121,8 @@ def live_objects(org_id: str) -> dict:
     secret = add_secret(client.client_id)
     from cryptography.hazmat.primitives.asymmetric import ec
 
-    key = add_key(client.client_id, public_pem(ec.generate_private_key(ec.SECP256R1())), kid="fuzz-key")
+    key_pair = ec.generate_private_key(ec.SECP256R1())
+    key = add_key(client.client_id, public_pem(key_pair), kid="fuzz-key")
     account = create_account(org_id, "Fuzz service", "service")
     # An organization may have only so many APIs: the previous examples' targets make room.
     for old in api_service.list_apis(org_id):
@@ -128,8 +132,15 @@ def live_objects(org_id: str) -> dict:
                                  scopes=[LIVE_SCOPE, "fuzz:write"])
     api_service.grant_client(client.client_id, api.api_id, LIVE_SCOPE)
     api_service.bind_client(api.api_id, client.client_id)
+    for old in issuer_service.list_issuers(org_id):
+        issuer_service.delete_issuer(old.issuer_id, org_id)
+    issuer = issuer_service.add_issuer(org_id, f"https://issuer.fuzz.example.test/{secrets.token_hex(6)}", "fuzz",
+                                       jwks={"keys": [json.loads(ECAlgorithm.to_jwk(key_pair.public_key()))]})
+    rule = issuer_service.add_rule(issuer.issuer_id, account.account_id, ["sub=fuzz"])
+    issuer_service.allow_client(issuer.issuer_id, client.client_id)
     return {"client_id": client.client_id, "secret_id": secret.secret_id, "kid": key.kid,
-            "account_id": account.account_id, "api_id": api.api_id, "name": LIVE_SCOPE}
+            "account_id": account.account_id, "api_id": api.api_id, "name": LIVE_SCOPE,
+            "issuer_id": issuer.issuer_id, "rule_id": rule.rule_id}
 
 
 @pytest.mark.parametrize("mode", [GenerationMode.POSITIVE, GenerationMode.NEGATIVE], ids=lambda m: m.value)

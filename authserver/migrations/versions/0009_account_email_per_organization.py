@@ -5,12 +5,12 @@ used by another (409) and block it from using it. Now (org_id, email) is unique,
 email serves the console's sign-in, which looks at every organization's account with the email.
 
 Revision ID: 0009
-Revises: 0007
+Revises: 0008
 """
 from alembic import op
 
 revision = '0009'
-down_revision = '0007'
+down_revision = '0008'
 branch_labels = None
 depends_on = None
 
