@@ -22,7 +22,8 @@ from ..services.apis import (
 from ..services.audit import page_events
 from ..services.client_keys import add_key, delete_key, delete_key_url, get_key, key_url_status, list_keys, set_key_url
 from ..services.client_secrets import (
-    EXPIRY_WARNING_DAYS, STATE_ACTIVE, add_secret, days_left, delete_secret, get_secret, list_secrets, secret_state,
+    EXPIRY_WARNING_DAYS, LABEL_MAX, STATE_ACTIVE, add_secret, days_left, delete_secret, get_secret, list_secrets,
+    secret_state,
 )
 from ..services.clients import delete_client, get_client, list_clients, register_client, update_client
 from ..services.common import DESCRIPTION_MAX, NAME_MAX, SCOPE_TOKEN_MAX, Actor, current_settings
@@ -46,10 +47,8 @@ CONTENT_SECURITY_POLICY = (
 )
 APP_FIELDS = ("name", "description", "icon")
 API_FIELDS = ("name", "identifier", "scopes")
-APP_DELETION_MESSAGE = ("The app, its secrets, its public keys and its API access are deleted, and every access token "
-                        "it holds stops working at once. This cannot be undone.")
 KEY_FIELDS = ("key", "kid")
-SECRET_FIELDS = ("expires_in_days", "expires_at")
+SECRET_FIELDS = ("label", "expires_in_days", "expires_at")
 
 
 # --- request plumbing -------------------------------------------------------------------------
@@ -109,10 +108,14 @@ def template_helpers() -> dict:
         "IDENTIFIER_MAX": IDENTIFIER_MAX,
         "SCOPE_TOKEN_MAX": SCOPE_TOKEN_MAX,
         "SCOPE_DESCRIPTION_MAX": SCOPE_DESCRIPTION_MAX,
-        "app_deletion_message": APP_DELETION_MESSAGE,
+        "app_deletion_message": app_deletion_message,
+        "secret_deletion_message": secret_deletion_message,
+        "key_deletion_message": key_deletion_message,
+        "key_url_removal_message": key_url_removal_message,
         "scope_removal_message": scope_removal_message,
         "unbind_message": unbind_message,
         "PASSWORD_MIN": PASSWORD_MIN,
+        "LABEL_MAX": LABEL_MAX,
     }
 
 
@@ -144,6 +147,84 @@ def see_other(endpoint: str, **values) -> Response:
 
 def page(template: str, status: int = 200, **context):
     return render_template(f"console/{template}", **context), status
+
+
+# --- what a destructive action does, and what it does not: one text for the dialog and the page ---
+
+def token_lifetime() -> str:
+    """The access-token lifetime in words: the longest an already-issued token stays valid."""
+    ttl = current_settings().access_token_ttl
+    for unit, seconds in (("hour", 3600), ("minute", 60)):
+        if ttl % seconds == 0:
+            return plural(ttl // seconds, unit, unit + "s")
+    return plural(ttl, "second", "seconds")
+
+
+def app_deletion_message(client) -> str:
+    # services.clients.delete_client deletes the token records too: introspection answers inactive at once.
+    return (f"“{client.name}”, its secrets, its public keys, its key URL and its API access are deleted: it cannot "
+            "authenticate or get a token from the very next request. The access tokens it already holds "
+            "introspect as inactive at once, but an API that verifies tokens offline (signature and expiry only) "
+            f"accepts them until they expire, at most {token_lifetime()} after they were issued. The "
+            "organization's service accounts, other apps and audit log are not affected. This cannot be undone.")
+
+
+def secret_deletion_message(client, secret) -> str:
+    name = f"“{secret.label}” ({secret.secret_id})" if secret.label else secret.secret_id
+    return (f"Secret {name} of “{client.name}” stops authenticating at the very next request. Access tokens it "
+            f"already obtained stay valid until they expire (at most {token_lifetime()}). The app's other secrets "
+            "and its keys keep working. A deleted secret cannot be restored: add a new one instead.")
+
+
+def key_deletion_message(client, key) -> str:
+    return (f"Assertions signed with key {key.kid} ({key.key_type}) are refused from the very next request. "
+            f"Access tokens “{client.name}” already obtained with it stay valid until they expire "
+            f"(at most {token_lifetime()}). Its other keys keep working; you can register this public key again.")
+
+
+def key_url_removal_message(client) -> str:
+    return (f"The server stops using the keys at {client.jwks_uri}: assertions signed with them are refused from "
+            f"the very next request. Keys pasted for “{client.name}” keep working, and access tokens already "
+            f"obtained stay valid until they expire (at most {token_lifetime()}). You can register the URL again.")
+
+
+# --- what a destructive action does, and what it does not: one text for the dialog and the page ---
+
+def token_lifetime() -> str:
+    """The access-token lifetime in words: the longest an already-issued token stays valid."""
+    ttl = current_settings().access_token_ttl
+    for unit, seconds in (("hour", 3600), ("minute", 60)):
+        if ttl % seconds == 0:
+            return plural(ttl // seconds, unit, unit + "s")
+    return plural(ttl, "second", "seconds")
+
+
+def app_deletion_message(client) -> str:
+    # services.clients.delete_client deletes the token records too: introspection answers inactive at once.
+    return (f"“{client.name}”, its secrets, its public keys, its key URL and its API access are deleted: it cannot "
+            "authenticate or get a token from the very next request. The access tokens it already holds "
+            "introspect as inactive at once, but an API that verifies tokens offline (signature and expiry only) "
+            f"accepts them until they expire, at most {token_lifetime()} after they were issued. The "
+            "organization's service accounts, other apps and audit log are not affected. This cannot be undone.")
+
+
+def secret_deletion_message(client, secret) -> str:
+    name = f"“{secret.label}” ({secret.secret_id})" if secret.label else secret.secret_id
+    return (f"Secret {name} of “{client.name}” stops authenticating at the very next request. Access tokens it "
+            f"already obtained stay valid until they expire (at most {token_lifetime()}). The app's other secrets "
+            "and its keys keep working. A deleted secret cannot be restored: add a new one instead.")
+
+
+def key_deletion_message(client, key) -> str:
+    return (f"Assertions signed with key {key.kid} ({key.key_type}) are refused from the very next request. "
+            f"Access tokens “{client.name}” already obtained with it stay valid until they expire "
+            f"(at most {token_lifetime()}). Its other keys keep working; you can register this public key again.")
+
+
+def key_url_removal_message(client) -> str:
+    return (f"The server stops using the keys at {client.jwks_uri}: assertions signed with them are refused from "
+            f"the very next request. Keys pasted for “{client.name}” keep working, and access tokens already "
+            f"obtained stay valid until they expire (at most {token_lifetime()}). You can register the URL again.")
 
 
 # --- errors -----------------------------------------------------------------------------------
@@ -299,7 +380,7 @@ def render_app_detail(client_id: str, *, status: int = 200, new_secret=None, key
         secrets=secrets, secret_notes=secret_notes,
         secret_warnings=sum(1 for state, _ in secret_notes.values() if state != STATE_ACTIVE),
         expiry_warning_days=EXPIRY_WARNING_DAYS, default_secret_ttl_days=current_settings().secret_default_ttl_days,
-        secret_form=secret_form or {"expires_in_days": "", "expires_at": ""}, secret_errors=secret_errors or FormErrors(),
+        secret_form=secret_form or dict.fromkeys(SECRET_FIELDS, ""), secret_errors=secret_errors or FormErrors(),
         keys=list_keys(client.client_id), key_url=key_url_status(client.client_id),
         key_url_form=key_url_form or {"jwks_uri": ""}, key_url_errors=key_url_errors or FormErrors(),
         new_secret=new_secret, key_form=key_form or {"key": "", "kid": ""}, key_errors=key_errors or FormErrors(),
@@ -339,7 +420,7 @@ def delete_app(client_id: str):
     if request.method == "GET":
         return page(
             "confirm.html", section="apps", title=f"Delete “{client.name}”?",
-            message=APP_DELETION_MESSAGE,
+            message=app_deletion_message(client),
             action=url_for(".delete_app", client_id=client.client_id), button="Delete app",
             cancel=url_for(".app_detail", client_id=client.client_id),
         )
@@ -370,9 +451,10 @@ def add_client_secret(client_id: str):
     client = get_client(client_id, org_id())
     form = {name: request.form.get(name, "") for name in SECRET_FIELDS}
     new_secret, errors = attempt(SECRET_FIELDS, add_secret, client.client_id, org_id(), actor=actor(),
-                                 expires_in_days=form["expires_in_days"], expires_at=form["expires_at"])
+                                 expires_in_days=form["expires_in_days"], expires_at=form["expires_at"],
+                                 label=form["label"])
     if errors:
-        if any(name in errors for name in SECRET_FIELDS):  # a refused expiry: the form again, with the reason
+        if any(name in errors for name in SECRET_FIELDS):  # a refused label or expiry: the form again, with the reason
             return render_app_detail(client.client_id, status=errors.status, secret_form=form, secret_errors=errors)
         flash_errors(errors)
         return see_other(".app_detail", client_id=client.client_id)
@@ -387,8 +469,7 @@ def delete_client_secret(client_id: str, secret_id: str):
     if request.method == "GET":
         return page(
             "confirm.html", section="apps", title="Delete this secret?",
-            message=f"Secret {secret.secret_id} of “{client.name}” stops authenticating immediately. "
-                    "Access tokens it already obtained stay valid until they expire.",
+            message=secret_deletion_message(client, secret),
             action=url_for(".delete_client_secret", client_id=client.client_id, secret_id=secret.secret_id),
             button="Delete secret", cancel=url_for(".app_detail", client_id=client.client_id),
         )
@@ -423,7 +504,7 @@ def delete_client_key(client_id: str, kid: str):
     if request.method == "GET":
         return page(
             "confirm.html", section="apps", title="Delete this public key?",
-            message=f"Assertions signed with key {key.kid} ({key.key_type}) will be refused from now on.",
+            message=key_deletion_message(client, key),
             action=url_for(".delete_client_key", client_id=client.client_id, kid=key.kid),
             button="Delete key", cancel=url_for(".app_detail", client_id=client.client_id),
         )
@@ -455,7 +536,7 @@ def delete_client_key_url(client_id: str):
     if request.method == "GET":
         return page(
             "confirm.html", section="apps", title="Remove the key URL?",
-            message=f"Assertions signed with the keys at {client.jwks_uri} will be refused from now on.",
+            message=key_url_removal_message(client),
             action=url_for(".delete_client_key_url", client_id=client.client_id),
             button="Remove key URL", cancel=url_for(".app_detail", client_id=client.client_id),
         )

@@ -57,7 +57,7 @@ def test_upgrade_keeps_the_data_of_an_older_schema(tmp_path, empty_database):
         assert "rate_limit_counters" in inspect(db.engine).get_table_names()
         assert db.session.execute(text("SELECT name FROM clients")).scalar_one() == "Legacy"
         version = db.session.execute(text("SELECT version_num FROM alembic_version")).scalar_one()
-        assert version == "0007"
+        assert version == "0010"
         db.session.remove()
         db.engine.dispose()
 
