@@ -55,12 +55,12 @@ DOCS_TEMPLATE = """<!doctype html>
   :root { --fg:#1d2330; --muted:#5b6475; --line:#e3e6ec; --bg:#fff; --code:#f4f6f9; --accent:#2456d3; }
   * { box-sizing: border-box; }
   body { margin:0; font:15px/1.55 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif; color:var(--fg); background:var(--bg); }
-  .layout { display:grid; grid-template-columns: 260px 1fr; min-height:100vh; }
+  .layout { display:grid; grid-template-columns: 260px minmax(0, 1fr); min-height:100vh; }
   nav { border-right:1px solid var(--line); padding:24px 18px; position:sticky; top:0; height:100vh; overflow:auto; font-size:14px; }
   nav h2 { font-size:12px; text-transform:uppercase; letter-spacing:.06em; color:var(--muted); margin:18px 0 6px; }
   nav a { display:block; color:var(--fg); text-decoration:none; padding:2px 0; overflow-wrap:anywhere; }
   nav a:hover, nav a:focus { color:var(--accent); text-decoration:underline; }
-  main { padding:32px 48px; max-width:1000px; }
+  main { padding:32px 48px; max-width:1000px; min-width:0; overflow-wrap:anywhere; }
   h1 { font-size:28px; margin:0 0 4px; }
   h2 { font-size:22px; margin:40px 0 12px; padding-top:8px; border-top:1px solid var(--line); }
   h3 { font-size:17px; margin:28px 0 6px; }
@@ -75,7 +75,7 @@ DOCS_TEMPLATE = """<!doctype html>
   th { color:var(--muted); font-weight:600; font-size:12px; text-transform:uppercase; letter-spacing:.04em; }
   .muted { color:var(--muted); }
   .op { border:1px solid var(--line); border-radius:8px; padding:14px 18px; margin:14px 0; }
-  @media (max-width: 800px) { .layout { grid-template-columns: 1fr; } nav { position:static; height:auto; border-right:0; border-bottom:1px solid var(--line); } main { padding:20px; } }
+  @media (max-width: 800px) { .layout { grid-template-columns: minmax(0, 1fr); } nav { position:static; height:auto; border-right:0; border-bottom:1px solid var(--line); } main { padding:20px; } }
 </style>
 </head>
 <body>

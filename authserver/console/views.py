@@ -9,7 +9,7 @@ from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
 from .. import clock
-from ..errors import DomainError, NotFound
+from ..errors import DomainError, InvalidInput, NotFound
 from ..services.accounts import (
     PASSWORD_MIN, create_account, disable_account, disable_admin, enable_account, get_account, get_admin,
     list_accounts, list_admins,
@@ -19,7 +19,8 @@ from ..services.apis import (
     deletion_impact, get_api, get_owned_api, grant_client, list_apis, list_grants, org_grants_of_api, remove_scope,
     scopes_of, unbind_client, ungrant_client, update_api,
 )
-from ..services.audit import page_events
+from ..services.audit import action_label, event_choices, find_events
+from ..services.audit import make_filter as make_audit_filter
 from ..services.client_keys import add_key, delete_key, delete_key_url, get_key, key_url_status, list_keys, set_key_url
 from ..services.client_secrets import (
     EXPIRY_WARNING_DAYS, LABEL_MAX, STATE_ACTIVE, add_secret, days_left, delete_secret, get_secret, list_secrets,
@@ -31,7 +32,7 @@ from ..services.icons import ICON_MAX_BYTES
 from ..services.organizations import get_organization
 from ..services.sessions import list_sessions
 from . import auth
-from .feedback import FormErrors, attempt, error_page_text, flash_errors
+from .feedback import FormErrors, attempt, error_page_text, flash_errors, form_errors
 
 bp = Blueprint(
     "console", __name__, url_prefix="/console",
@@ -868,21 +869,57 @@ def enable_org_admin(account_id: str):
 
 # --- audit log --------------------------------------------------------------------------------
 
+AUDIT_PAGE_SIZES = (25, 50, 100, 200)
+AUDIT_FILTER_FIELDS = ("action", "actor", "target", "since", "until")
+
+
+def audit_int(name: str, allowed: tuple[int, ...] | None = None) -> int | None:
+    """An integer query parameter of the audit page; junk is an error the page shows, never ignored."""
+    text = request.args.get(name, "").strip()
+    if not text:
+        return None
+    if not (text.isascii() and text.isdigit()) or len(text) > 19 or (allowed and int(text) not in allowed):
+        choices = f"one of {', '.join(map(str, allowed))}" if allowed else "a whole number"
+        raise InvalidInput(f"The {name.replace('_', ' ')} must be {choices}.", field=name)
+    return int(text)
+
+
 @bp.get("/audit")
 def audit_log():
-    before = request.args.get("before", type=int)
-    events, older = page_events(org_id(), limit=AUDIT_PAGE_SIZE, before_id=before)
+    form = {name: request.args.get(name, "") for name in AUDIT_FILTER_FIELDS}
+    size = AUDIT_PAGE_SIZE
+    errors = FormErrors()
+    result = None
+    try:
+        size = audit_int("size", AUDIT_PAGE_SIZES) or AUDIT_PAGE_SIZE
+        where = make_audit_filter(**form)
+        result = find_events(org_id(), where, limit=size, before_id=audit_int("before"), after_id=audit_int("after"))
+    except InvalidInput as exc:
+        errors = form_errors(exc, AUDIT_FILTER_FIELDS)
     people = {a.account_id: a for a in list_accounts(org_id())}
+
+    def who(actor_id: str) -> str:
+        person = people.get(actor_id)
+        return (person.email or person.name) if person is not None else actor_id
+
     rows = []
-    for event in events:
+    for event in result.events if result else []:
         try:
             details = json.loads(event.details or "{}")
         except ValueError:
             details = {}
-        who = people.get(event.actor)
-        rows.append({
-            "event": event,
-            "actor": (who.email or who.name) if who is not None else event.actor,
-            "details": details if isinstance(details, dict) else {},
-        })
-    return page("audit.html", section="audit", rows=rows, older=older, paged=before is not None)
+        rows.append({"event": event, "actor": who(event.actor), "label": action_label(event.action),
+                     "details": details if isinstance(details, dict) else {}})
+    actions, actors = event_choices(org_id())
+    # The filters and the page size travel with the paging links.
+    keep = {name: value for name, value in form.items() if value}
+    if size != AUDIT_PAGE_SIZE:
+        keep["size"] = size
+    return page(
+        "audit.html", errors.status if errors else 200, section="audit", rows=rows, form=form, errors=errors,
+        size=size, sizes=AUDIT_PAGE_SIZES, keep=keep, filtered=bool(keep),
+        older=result.older if result else None, newer=result.newer if result else None,
+        paged=bool(request.args.get("before") or request.args.get("after")),
+        action_choices=[(a, action_label(a)) for a in actions],
+        actor_choices=sorted(((a, who(a)) for a in actors), key=lambda pair: pair[1].lower()),
+    )
