@@ -9,7 +9,6 @@ import uuid
 from flask import Flask, Response, g, json, request
 from flask.sessions import SecureCookieSessionInterface
 from sqlalchemy import event, text
-from sqlalchemy.engine import Engine
 
 from .config import MIGRATIONS_DIR, Settings, load_settings
 from .extensions import csrf, db, migrate
@@ -207,7 +206,10 @@ def _database_writable() -> bool:
 
 
 def _register_health(app: Flask) -> None:
-    from .observability import render_metrics
+    from .observability import StoredStateCollector, render_metrics
+    from .services.client_secrets import EXPIRY_WARNING_DAYS, count_expiring_secrets
+
+    stored_state = StoredStateCollector(count_expiring_secrets, EXPIRY_WARNING_DAYS)
 
     @app.get("/healthz")
     def healthz():
@@ -259,7 +261,7 @@ def _register_health(app: Flask) -> None:
             return Response("A bearer token is required (AUTHSERVER_METRICS_TOKEN).\n", status=401,
                             content_type="text/plain; charset=utf-8",
                             headers={"WWW-Authenticate": 'Bearer realm="metrics"', "Cache-Control": "no-store"})
-        body, content_type = render_metrics()
+        body, content_type = render_metrics(stored_state)
         return Response(body, content_type=content_type)
 
 

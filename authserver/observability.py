@@ -3,9 +3,17 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client import multiprocess
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
+from prometheus_client.core import GaugeMetricFamily
 
 REQUESTS = Counter("authserver_http_requests_total", "HTTP requests by endpoint and status", ["endpoint", "status"])
 LATENCY = Histogram(
@@ -43,10 +51,41 @@ class Metrics:
         self._child(LATENCY, endpoint).observe(time.perf_counter() - started)
 
 
-def render_metrics() -> tuple[bytes, str]:
+SECRETS_EXPIRING = "authserver_client_secrets_expiring"
+
+
+class StoredStateCollector:
+    """Gauges read from the database at scrape time: the same number from every worker, with no
+    process having to keep it current. A failed read leaves the gauge out of that scrape."""
+
+    def __init__(self, count_expiring: Callable[[], int], window_days: int):
+        self._count_expiring = count_expiring
+        self._window_days = window_days
+
+    def collect(self):
+        try:
+            expiring = self._count_expiring()
+        except Exception as exc:  # the database is down: /metrics still answers with the process metrics
+            from .outages import note_outage
+
+            note_outage("database", exc)
+            return
+        yield GaugeMetricFamily(SECRETS_EXPIRING, f"Client secrets (not leaked) that expire within "
+                                f"{self._window_days} days and have not expired yet", value=expiring)
+
+
+def render_metrics(stored_state: StoredStateCollector | None = None) -> tuple[bytes, str]:
+    """The process's (under gunicorn: every worker's) metrics, then the gauges of the stored state
+    (read in the caller's application context)."""
     # prometheus_client's own variable, set by `authserver serve` for its workers: not a setting.
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)
-        return generate_latest(registry), CONTENT_TYPE_LATEST
-    return generate_latest(), CONTENT_TYPE_LATEST
+        body = generate_latest(registry)
+    else:
+        body = generate_latest()
+    if stored_state is None:
+        return body, CONTENT_TYPE_LATEST
+    stored = CollectorRegistry(auto_describe=False)
+    stored.register(stored_state)
+    return body + generate_latest(stored), CONTENT_TYPE_LATEST

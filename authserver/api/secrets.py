@@ -14,6 +14,8 @@ from .schemas import RequestBody, ResponseBody, Timestamp, optional, timestamp
 TAG = "Client secrets"
 
 
+LABEL = (f"Your words to tell the secret apart from the client's others (e.g. where it is deployed): up to "
+         f"{secret_service.LABEL_MAX} printable characters on one line. Never put a secret in it.")
 EXPIRES_AT = "When the secret stops authenticating (RFC 3339, UTC), or null when it never expires."
 
 
@@ -30,10 +32,12 @@ class SecretCreate(RequestBody):
         f"UTC), in the future and at most {SECRET_TTL_MAX_DAYS} days ahead. Not with `expires_in_days`."))
     expires_in_days: int = optional(f"Days until the secret stops authenticating, 1 to {SECRET_TTL_MAX_DAYS}. "
                                     "Not with `expires_at`.")
+    label: str = optional(LABEL)
 
 
 class SecretOut(ResponseBody):
     secret_id: str
+    label: str | None = Field(description="The label given when the secret was added, or null.")
     created_at: Timestamp
     last_used_at: Timestamp | None = Field(description="Last successful client authentication (to the minute), or null.")
     expires_at: Timestamp | None = Field(description=EXPIRES_AT)
@@ -42,7 +46,7 @@ class SecretOut(ResponseBody):
 
     @classmethod
     def of(cls, row: ClientSecret) -> "SecretOut":
-        return cls(secret_id=row.secret_id, created_at=timestamp(row.created_at), last_used_at=timestamp(row.last_used_at),
+        return cls(secret_id=row.secret_id, label=row.label, created_at=timestamp(row.created_at), last_used_at=timestamp(row.last_used_at),
                    expires_at=timestamp(row.expires_at), leaked_at=timestamp(row.leaked_at))
 
 
@@ -53,6 +57,7 @@ class SecretList(ResponseBody):
 class NewSecretOut(ResponseBody):
     secret_id: str
     client_secret: str = Field(description="Shown this once: the server keeps only a hash of it.")
+    label: str | None = Field(description="The label given, or null.")
     created_at: Timestamp
     expires_at: Timestamp | None = Field(description=EXPIRES_AT)
 
@@ -68,11 +73,12 @@ def list_secrets(ctx: CallContext, client_id: str):
            response_headers={201: {"Location": "The new secret's URL.", "Cache-Control": "no-store"}},
            description="The answer holds the secret in clear, this once: store it now. The body is optional: "
                        "`expires_at` or `expires_in_days` sets when the secret stops authenticating; without "
-                       "either, the server's default lifetime applies (none unless the operator set one).")
+                       "either, the server's default lifetime applies (none unless the operator set one). "
+                       "`label` names the secret in listings.")
 def create_secret(ctx: CallContext, client_id: str, body: SecretCreate):
     new = secret_service.add_secret(client_id, ctx.org_id, actor=ctx.actor, expires_at=body.expires_at,
-                                    expires_in_days=body.expires_in_days)
-    body = NewSecretOut(secret_id=new.secret_id, client_secret=new.client_secret, created_at=timestamp(new.created_at),
+                                    expires_in_days=body.expires_in_days, label=body.label)
+    body = NewSecretOut(secret_id=new.secret_id, client_secret=new.client_secret, label=new.label, created_at=timestamp(new.created_at),
                         expires_at=timestamp(new.expires_at))
     headers = {
         "Location": url_for("api_v1.get_secret", client_id=client_id, secret_id=new.secret_id),

@@ -12,10 +12,12 @@ from .output import with_app
 def purge_once() -> dict:
     from flask import current_app
 
+    from ..services.client_secrets import note_expiring_secrets
     from ..services.tokens import purge_expired
 
     result = purge_expired()
     result["rate_limit_counters"] = current_app.extensions["authserver.oauth"].runtime.rate_limiter.purge()
+    result["expiring_secrets_noticed"] = len(note_expiring_secrets())
     return result
 
 
@@ -25,7 +27,8 @@ def purge_once() -> dict:
               help="Stop when this process (the server's master) is gone.")
 @with_app
 def purge(every, parent):
-    """Delete expired token records, used assertion ids, rate-limit windows and console sessions.
+    """Delete expired token records, used assertion ids, rate-limit windows and console sessions, and
+    write a secret.expiring audit event for each secret that came within 14 days of its expiry.
 
     With --every, one purger of the whole deployment works: hosts sharing a PostgreSQL database elect
     it through an advisory lock, so N hosts do not purge N times; another takes over if it dies."""

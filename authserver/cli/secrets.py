@@ -18,23 +18,25 @@ def secret():
               help="Days until the secret stops authenticating (1 to 3650).")
 @click.option("--expires-at", "expires_at", metavar="ISO-8601-TIME",
               help="When the secret stops authenticating, e.g. 2030-01-31T12:00:00Z (a date alone: midnight UTC).")
+@click.option("--label", metavar="TEXT", help="Words to tell this secret apart in listings (up to 100 characters).")
 @with_app
-def secret_add(client_id, expires_in, expires_at):
+def secret_add(client_id, expires_in, expires_at, label):
     """Generate a client secret: shown once here, stored only as a hash.
 
     Without --expires-in or --expires-at it expires after AUTHSERVER_SECRET_DEFAULT_TTL_DAYS (0: never)."""
     from ..services.client_secrets import add_secret
 
-    new = add_secret(client_id, expires_at=expires_at, expires_in_days=expires_in)
+    new = add_secret(client_id, expires_at=expires_at, expires_in_days=expires_in, label=label)
     expiry = clock.isoformat(new.expires_at)
     human = (f"secret_id:     {new.secret_id}\nclient_secret: {new.client_secret}\n"
-             f"expires_at:    {expiry or 'never'}\n"
+             f"label:         {new.label or '(none)'}\nexpires_at:    {expiry or 'never'}\n"
              "This secret is shown once and cannot be retrieved again. Store it now.")
-    return {"secret_id": new.secret_id, "client_secret": new.client_secret, "expires_at": expiry}, human
+    return ({"secret_id": new.secret_id, "client_secret": new.client_secret, "label": new.label,
+             "expires_at": expiry}, human)
 
 
 def secret_json(s) -> dict:
-    return {"secret_id": s.secret_id, "created_at": clock.isoformat(s.created_at),
+    return {"secret_id": s.secret_id, "label": s.label, "created_at": clock.isoformat(s.created_at),
             "last_used_at": clock.isoformat(s.last_used_at), "expires_at": clock.isoformat(s.expires_at),
             "leaked_at": clock.isoformat(s.leaked_at)}
 
@@ -50,7 +52,8 @@ def secret_line(s) -> str:
     )
 
     row = secret_json(s)
-    line = (f"{row['secret_id']}  created {row['created_at']}  last used {row['last_used_at'] or 'never'}"
+    label = f"  \"{s.label}\"" if s.label else ""
+    line = (f"{row['secret_id']}{label}  created {row['created_at']}  last used {row['last_used_at'] or 'never'}"
             f"  expires {row['expires_at'] or 'never'}")
     state = secret_state(s)
     if state == STATE_LEAKED:

@@ -10,7 +10,7 @@ from werkzeug.exceptions import HTTPException
 
 from .. import clock
 from ..crypto.keys import unsafe_to_echo
-from ..errors import DomainError, NotFound
+from ..errors import DomainError, InvalidInput, NotFound
 from ..services.accounts import (
     PASSWORD_MIN, create_account, disable_account, disable_admin, enable_account, get_account, get_admin,
     list_accounts, list_admins,
@@ -20,10 +20,12 @@ from ..services.apis import (
     deletion_impact, get_api, get_owned_api, grant_client, list_apis, list_grants, org_grants_of_api, remove_scope,
     scopes_of, unbind_client, ungrant_client, update_api,
 )
-from ..services.audit import page_events
+from ..services.audit import action_label, event_choices, find_events
+from ..services.audit import make_filter as make_audit_filter
 from ..services.client_keys import add_key, delete_key, delete_key_url, get_key, key_url_status, list_keys, set_key_url
 from ..services.client_secrets import (
-    EXPIRY_WARNING_DAYS, STATE_ACTIVE, add_secret, days_left, delete_secret, get_secret, list_secrets, secret_state,
+    EXPIRY_WARNING_DAYS, LABEL_MAX, STATE_ACTIVE, add_secret, days_left, delete_secret, get_secret, list_secrets,
+    secret_state,
 )
 from ..services.clients import delete_client, get_client, list_clients, register_client, update_client
 from ..services.common import DESCRIPTION_MAX, NAME_MAX, SCOPE_TOKEN_MAX, Actor, current_settings
@@ -31,7 +33,7 @@ from ..services.icons import ICON_MAX_BYTES
 from ..services.organizations import get_organization
 from ..services.sessions import list_sessions
 from . import auth
-from .feedback import FormErrors, attempt, error_page_text, flash_errors
+from .feedback import FormErrors, attempt, error_page_text, flash_errors, form_errors
 
 bp = Blueprint(
     "console", __name__, url_prefix="/console",
@@ -47,10 +49,8 @@ CONTENT_SECURITY_POLICY = (
 )
 APP_FIELDS = ("name", "description", "icon")
 API_FIELDS = ("name", "identifier", "scopes")
-APP_DELETION_MESSAGE = ("The app, its secrets, its public keys and its API access are deleted, and every access token "
-                        "it holds stops working at once. This cannot be undone.")
 KEY_FIELDS = ("key", "kid")
-SECRET_FIELDS = ("expires_in_days", "expires_at")
+SECRET_FIELDS = ("label", "expires_in_days", "expires_at")
 
 
 # --- request plumbing -------------------------------------------------------------------------
@@ -110,10 +110,14 @@ def template_helpers() -> dict:
         "IDENTIFIER_MAX": IDENTIFIER_MAX,
         "SCOPE_TOKEN_MAX": SCOPE_TOKEN_MAX,
         "SCOPE_DESCRIPTION_MAX": SCOPE_DESCRIPTION_MAX,
-        "app_deletion_message": APP_DELETION_MESSAGE,
+        "app_deletion_message": app_deletion_message,
+        "secret_deletion_message": secret_deletion_message,
+        "key_deletion_message": key_deletion_message,
+        "key_url_removal_message": key_url_removal_message,
         "scope_removal_message": scope_removal_message,
         "unbind_message": unbind_message,
         "PASSWORD_MIN": PASSWORD_MIN,
+        "LABEL_MAX": LABEL_MAX,
     }
 
 
@@ -148,6 +152,45 @@ def page(template: str, status: int = 200, **context):
         if (name == "form" or name.endswith("_form")) and isinstance(values, dict):
             context[name] = {field: "" if unsafe_to_echo(value) else value for field, value in values.items()}
     return render_template(f"console/{template}", **context), status
+
+
+# --- what a destructive action does, and what it does not: one text for the dialog and the page ---
+
+def token_lifetime() -> str:
+    """The access-token lifetime in words: the longest an already-issued token stays valid."""
+    ttl = current_settings().access_token_ttl
+    for unit, seconds in (("hour", 3600), ("minute", 60)):
+        if ttl % seconds == 0:
+            return plural(ttl // seconds, unit, unit + "s")
+    return plural(ttl, "second", "seconds")
+
+
+def app_deletion_message(client) -> str:
+    # services.clients.delete_client deletes the token records too: introspection answers inactive at once.
+    return (f"“{client.name}”, its secrets, its public keys, its key URL and its API access are deleted: it cannot "
+            "authenticate or get a token from the very next request. The access tokens it already holds "
+            "introspect as inactive at once, but an API that verifies tokens offline (signature and expiry only) "
+            f"accepts them until they expire, at most {token_lifetime()} after they were issued. The "
+            "organization's service accounts, other apps and audit log are not affected. This cannot be undone.")
+
+
+def secret_deletion_message(client, secret) -> str:
+    name = f"“{secret.label}” ({secret.secret_id})" if secret.label else secret.secret_id
+    return (f"Secret {name} of “{client.name}” stops authenticating at the very next request. Access tokens it "
+            f"already obtained stay valid until they expire (at most {token_lifetime()}). The app's other secrets "
+            "and its keys keep working. A deleted secret cannot be restored: add a new one instead.")
+
+
+def key_deletion_message(client, key) -> str:
+    return (f"Assertions signed with key {key.kid} ({key.key_type}) are refused from the very next request. "
+            f"Access tokens “{client.name}” already obtained with it stay valid until they expire "
+            f"(at most {token_lifetime()}). Its other keys keep working; you can register this public key again.")
+
+
+def key_url_removal_message(client) -> str:
+    return (f"The server stops using the keys at {client.jwks_uri}: assertions signed with them are refused from "
+            f"the very next request. Keys pasted for “{client.name}” keep working, and access tokens already "
+            f"obtained stay valid until they expire (at most {token_lifetime()}). You can register the URL again.")
 
 
 # --- errors -----------------------------------------------------------------------------------
@@ -303,7 +346,7 @@ def render_app_detail(client_id: str, *, status: int = 200, new_secret=None, key
         secrets=secrets, secret_notes=secret_notes,
         secret_warnings=sum(1 for state, _ in secret_notes.values() if state != STATE_ACTIVE),
         expiry_warning_days=EXPIRY_WARNING_DAYS, default_secret_ttl_days=current_settings().secret_default_ttl_days,
-        secret_form=secret_form or {"expires_in_days": "", "expires_at": ""}, secret_errors=secret_errors or FormErrors(),
+        secret_form=secret_form or dict.fromkeys(SECRET_FIELDS, ""), secret_errors=secret_errors or FormErrors(),
         keys=list_keys(client.client_id), key_url=key_url_status(client.client_id),
         key_url_form=key_url_form or {"jwks_uri": ""}, key_url_errors=key_url_errors or FormErrors(),
         new_secret=new_secret, key_form=key_form or {"key": "", "kid": ""}, key_errors=key_errors or FormErrors(),
@@ -343,7 +386,7 @@ def delete_app(client_id: str):
     if request.method == "GET":
         return page(
             "confirm.html", section="apps", title=f"Delete “{client.name}”?",
-            message=APP_DELETION_MESSAGE,
+            message=app_deletion_message(client),
             action=url_for(".delete_app", client_id=client.client_id), button="Delete app",
             cancel=url_for(".app_detail", client_id=client.client_id),
         )
@@ -374,9 +417,10 @@ def add_client_secret(client_id: str):
     client = get_client(client_id, org_id())
     form = {name: request.form.get(name, "") for name in SECRET_FIELDS}
     new_secret, errors = attempt(SECRET_FIELDS, add_secret, client.client_id, org_id(), actor=actor(),
-                                 expires_in_days=form["expires_in_days"], expires_at=form["expires_at"])
+                                 expires_in_days=form["expires_in_days"], expires_at=form["expires_at"],
+                                 label=form["label"])
     if errors:
-        if any(name in errors for name in SECRET_FIELDS):  # a refused expiry: the form again, with the reason
+        if any(name in errors for name in SECRET_FIELDS):  # a refused label or expiry: the form again, with the reason
             return render_app_detail(client.client_id, status=errors.status, secret_form=form, secret_errors=errors)
         flash_errors(errors)
         return see_other(".app_detail", client_id=client.client_id)
@@ -391,8 +435,7 @@ def delete_client_secret(client_id: str, secret_id: str):
     if request.method == "GET":
         return page(
             "confirm.html", section="apps", title="Delete this secret?",
-            message=f"Secret {secret.secret_id} of “{client.name}” stops authenticating immediately. "
-                    "Access tokens it already obtained stay valid until they expire.",
+            message=secret_deletion_message(client, secret),
             action=url_for(".delete_client_secret", client_id=client.client_id, secret_id=secret.secret_id),
             button="Delete secret", cancel=url_for(".app_detail", client_id=client.client_id),
         )
@@ -427,7 +470,7 @@ def delete_client_key(client_id: str, kid: str):
     if request.method == "GET":
         return page(
             "confirm.html", section="apps", title="Delete this public key?",
-            message=f"Assertions signed with key {key.kid} ({key.key_type}) will be refused from now on.",
+            message=key_deletion_message(client, key),
             action=url_for(".delete_client_key", client_id=client.client_id, kid=key.kid),
             button="Delete key", cancel=url_for(".app_detail", client_id=client.client_id),
         )
@@ -459,7 +502,7 @@ def delete_client_key_url(client_id: str):
     if request.method == "GET":
         return page(
             "confirm.html", section="apps", title="Remove the key URL?",
-            message=f"Assertions signed with the keys at {client.jwks_uri} will be refused from now on.",
+            message=key_url_removal_message(client),
             action=url_for(".delete_client_key_url", client_id=client.client_id),
             button="Remove key URL", cancel=url_for(".app_detail", client_id=client.client_id),
         )
@@ -791,21 +834,57 @@ def enable_org_admin(account_id: str):
 
 # --- audit log --------------------------------------------------------------------------------
 
+AUDIT_PAGE_SIZES = (25, 50, 100, 200)
+AUDIT_FILTER_FIELDS = ("action", "actor", "target", "since", "until")
+
+
+def audit_int(name: str, allowed: tuple[int, ...] | None = None) -> int | None:
+    """An integer query parameter of the audit page; junk is an error the page shows, never ignored."""
+    text = request.args.get(name, "").strip()
+    if not text:
+        return None
+    if not (text.isascii() and text.isdigit()) or len(text) > 19 or (allowed and int(text) not in allowed):
+        choices = f"one of {', '.join(map(str, allowed))}" if allowed else "a whole number"
+        raise InvalidInput(f"The {name.replace('_', ' ')} must be {choices}.", field=name)
+    return int(text)
+
+
 @bp.get("/audit")
 def audit_log():
-    before = request.args.get("before", type=int)
-    events, older = page_events(org_id(), limit=AUDIT_PAGE_SIZE, before_id=before)
+    form = {name: request.args.get(name, "") for name in AUDIT_FILTER_FIELDS}
+    size = AUDIT_PAGE_SIZE
+    errors = FormErrors()
+    result = None
+    try:
+        size = audit_int("size", AUDIT_PAGE_SIZES) or AUDIT_PAGE_SIZE
+        where = make_audit_filter(**form)
+        result = find_events(org_id(), where, limit=size, before_id=audit_int("before"), after_id=audit_int("after"))
+    except InvalidInput as exc:
+        errors = form_errors(exc, AUDIT_FILTER_FIELDS)
     people = {a.account_id: a for a in list_accounts(org_id())}
+
+    def who(actor_id: str) -> str:
+        person = people.get(actor_id)
+        return (person.email or person.name) if person is not None else actor_id
+
     rows = []
-    for event in events:
+    for event in result.events if result else []:
         try:
             details = json.loads(event.details or "{}")
         except ValueError:
             details = {}
-        who = people.get(event.actor)
-        rows.append({
-            "event": event,
-            "actor": (who.email or who.name) if who is not None else event.actor,
-            "details": details if isinstance(details, dict) else {},
-        })
-    return page("audit.html", section="audit", rows=rows, older=older, paged=before is not None)
+        rows.append({"event": event, "actor": who(event.actor), "label": action_label(event.action),
+                     "details": details if isinstance(details, dict) else {}})
+    actions, actors = event_choices(org_id())
+    # The filters and the page size travel with the paging links.
+    keep = {name: value for name, value in form.items() if value}
+    if size != AUDIT_PAGE_SIZE:
+        keep["size"] = size
+    return page(
+        "audit.html", errors.status if errors else 200, section="audit", rows=rows, form=form, errors=errors,
+        size=size, sizes=AUDIT_PAGE_SIZES, keep=keep, filtered=bool(keep),
+        older=result.older if result else None, newer=result.newer if result else None,
+        paged=bool(request.args.get("before") or request.args.get("after")),
+        action_choices=[(a, action_label(a)) for a in actions],
+        actor_choices=sorted(((a, who(a)) for a in actors), key=lambda pair: pair[1].lower()),
+    )

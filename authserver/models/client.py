@@ -47,6 +47,10 @@ class ClientSecret(Model):
     expires_at: Mapped[int | None] = mapped_column(BigInteger)
     # When a leak report named it: it no longer authenticates, and the row stays so its owner sees why.
     leaked_at: Mapped[int | None] = mapped_column(BigInteger)
+    # The owner's words to tell secrets apart (e.g. where it is deployed); never the secret itself.
+    label: Mapped[str | None] = mapped_column(String(100))
+    # When the secret.expiring audit event was written: once per secret, by whichever purger gets there first.
+    expiry_noticed_at: Mapped[int | None] = mapped_column(BigInteger)
 
 
 class ClientKey(Model):

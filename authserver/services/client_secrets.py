@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 
 from .. import clock, token_store
 from ..config import SECRET_TTL_MAX_DAYS
@@ -32,6 +32,9 @@ DAY = 86400
 EXPIRY_WARNING_DAYS = 14  # listings warn about a secret that expires sooner than this
 MAX_LEAK_REPORT_SECRETS = 100  # entries of one leak report
 LEAK_REPORTER = "leak-report"  # the audit log's actor of a leak report (it authenticates nobody)
+LABEL_MAX = 100
+EXPIRING_EVENT = "secret.expiring"
+EXPIRY_NOTIFIER = Actor("expiry-notice")  # the audit log's actor of secret.expiring (the background purger)
 
 # What a secret's row says about it now (listings in every door).
 STATE_ACTIVE = "active"
@@ -50,6 +53,23 @@ class NewClientSecret:
     client_secret: str = field(repr=False)  # never in a log line or a failed test's report
     created_at: int
     expires_at: int | None
+    label: str | None = None
+
+
+def clean_label(value: object) -> str | None:
+    """A secret's optional label: up to LABEL_MAX printable characters; empty means none."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise InvalidInput("The label must be text.", field="label")
+    value = value.strip()
+    if not value:
+        return None
+    if len(value) > LABEL_MAX:
+        raise InvalidInput(f"The label must be at most {LABEL_MAX} characters (it has {len(value)}).", field="label")
+    if not value.isprintable():
+        raise InvalidInput("The label must be printable text on one line, without control characters.", field="label")
+    return value
 
 
 def _pepper() -> bytes:
@@ -118,11 +138,14 @@ def resolve_expiry(expires_at: object = None, expires_in_days: object = None, *,
 
 @transactional
 def add_secret(client_id: str, org_id: str | None = None, actor: Actor = CLI_ACTOR, *,
-               expires_at: int | str | None = None, expires_in_days: int | str | None = None) -> NewClientSecret:
+               expires_at: int | str | None = None, expires_in_days: int | str | None = None,
+               label: str | None = None) -> NewClientSecret:
     """A new secret, valid until `expires_at` (a time, or ISO 8601 text), for `expires_in_days`, or
-    for the server's default lifetime when neither is given. Nothing is stored when a value is refused."""
+    for the server's default lifetime when neither is given, with an optional label to tell it apart.
+    Nothing is stored when a value is refused."""
     client = get_client(client_id, org_id)
     now = clock.now()
+    label = clean_label(label)
     expiry = resolve_expiry(expires_at, expires_in_days, now=now)
     count = len(list_secrets(client.client_id))
     if count >= MAX_SECRETS_PER_CLIENT:
@@ -135,12 +158,13 @@ def add_secret(client_id: str, org_id: str | None = None, actor: Actor = CLI_ACT
         created_at=now,
         last_used_at=None,
         expires_at=expiry,
+        label=label,
     )
     db.session.add(row)
     record_event(actor, client.org_id, "secret.created", "client_secret", row.secret_id, client_id=client.client_id,
-                 expires_at=clock.isoformat(expiry))
+                 expires_at=clock.isoformat(expiry), label=label)
     return NewClientSecret(secret_id=row.secret_id, client_secret=plaintext, created_at=row.created_at,
-                           expires_at=expiry)
+                           expires_at=expiry, label=label)
 
 
 def secret_state(row: ClientSecret, now: int | None = None) -> str:
@@ -154,6 +178,47 @@ def secret_state(row: ClientSecret, now: int | None = None) -> str:
         if row.expires_at - now < EXPIRY_WARNING_DAYS * DAY:
             return STATE_EXPIRING
     return STATE_ACTIVE
+
+
+def _expiring(now: int):
+    """The SQL form of STATE_EXPIRING: not leaked, not yet expired, expiring within EXPIRY_WARNING_DAYS."""
+    return (ClientSecret.leaked_at.is_(None), ClientSecret.expires_at > now,
+            ClientSecret.expires_at < now + EXPIRY_WARNING_DAYS * DAY)
+
+
+def count_expiring_secrets(now: int | None = None) -> int:
+    """How many secrets of the whole server are in STATE_EXPIRING (the metrics gauge)."""
+    now = clock.now() if now is None else now
+    return db.session.scalar(select(func.count()).select_from(ClientSecret).where(*_expiring(now))) or 0
+
+
+@transactional
+def note_expiring_secrets(now: int | None = None) -> list[str]:
+    """Write one `secret.expiring` audit event for each secret that has entered the warning window,
+    and mark the secret so it is written once: the mark and the event commit together, and only the
+    purger whose UPDATE marks the row writes the event (several purgers, restarts). Returns the ids."""
+    now = clock.now() if now is None else now
+    rows = db.session.execute(
+        select(ClientSecret.secret_id, ClientSecret.client_id, ClientSecret.expires_at, ClientSecret.label,
+               Client.org_id)
+        .join(Client, Client.client_id == ClientSecret.client_id)
+        .where(ClientSecret.expiry_noticed_at.is_(None), *_expiring(now))
+        .order_by(ClientSecret.expires_at, ClientSecret.secret_id)
+    ).all()
+    noticed = []
+    for secret_id, client_id, expires_at, label, org in rows:
+        marked = db.session.execute(
+            update(ClientSecret)
+            .where(ClientSecret.secret_id == secret_id, ClientSecret.expiry_noticed_at.is_(None))
+            .values(expiry_noticed_at=now)
+            .execution_options(synchronize_session=False)
+        ).rowcount
+        if marked:
+            record_event(EXPIRY_NOTIFIER, org, EXPIRING_EVENT, "client_secret", secret_id, client_id=client_id,
+                         expires_at=clock.isoformat(expires_at), days_left=-(-(expires_at - now) // DAY),
+                         label=label)
+            noticed.append(secret_id)
+    return noticed
 
 
 def days_left(row: ClientSecret, now: int | None = None) -> int | None:

@@ -1,0 +1,160 @@
+"""Every console page on a 390 x 844 phone (Debian's Chromium, headless, driven by Playwright): signed
+in, with long names, ids, URLs and labels in the data, no page scrolls sideways and no element sticks
+out of the viewport (wide tables become stacked cards or scroll inside their own box). The same pages
+are checked at 1280 px. No screenshots are kept."""
+from __future__ import annotations
+
+from cryptography.hazmat.primitives.asymmetric import ec
+from playwright.sync_api import expect, sync_playwright
+
+from authserver.extensions import db
+
+from ..conftest import public_pem
+from ..console_support import make_admin
+from .test_console_story import (  # noqa: F401  (live_server is a fixture)
+    ACCESSIBILITY_PROBLEMS, CHROMIUM, CHROMIUM_ARGS, WAIT_MS, live_server,
+)
+
+PHONE = {"width": 390, "height": 844}
+DESKTOP = {"width": 1280, "height": 900}
+LONG = "Quarterly-reconciliation-and-settlement-batch-processor-for-the-european-payment-rails"  # no break chance
+
+# Elements wider than the viewport or reaching past its right edge, except inside a box that scrolls
+# sideways on its own (and fits the viewport itself) and hidden or clipped ones.
+OVERFLOW = """() => {
+  const width = document.documentElement.clientWidth;
+  const scrollsOnItsOwn = (el) => {
+    for (let box = el.parentElement; box && box !== document.body; box = box.parentElement) {
+      const style = getComputedStyle(box);
+      if (['auto', 'scroll', 'hidden', 'clip'].includes(style.overflowX)) return box;
+    }
+    return null;
+  };
+  const problems = [];
+  const offenders = new Set();  // only the outermost offender of a subtree is named
+  if (document.documentElement.scrollWidth > width) problems.push('page scrollWidth ' + document.documentElement.scrollWidth);
+  for (const el of document.body.querySelectorAll('*')) {
+    const rect = el.getBoundingClientRect();
+    if (rect.width <= 1 || rect.height <= 1 || getComputedStyle(el).visibility === 'hidden') continue;  // sr-only
+    if (el.closest('dialog:not([open])')) continue;
+    if (rect.right <= width + 0.5 && rect.left >= -0.5 && rect.width <= width + 0.5) continue;
+    const box = scrollsOnItsOwn(el);
+    if (box && box.getBoundingClientRect().right <= width + 0.5) continue;
+    offenders.add(el);
+    if (offenders.has(el.parentElement)) continue;
+    problems.push(el.tagName.toLowerCase() + '.' + (el.getAttribute('class') || '') + ' right=' + Math.round(rect.right) + ' width=' + Math.round(rect.width));
+  }
+  return problems.slice(0, 10);
+}"""
+
+
+def seed(app, admin) -> dict:
+    """An organization full of long things: what a phone has to fit."""
+    from authserver.services.accounts import create_account
+    from authserver.services.apis import create_api, grant_client
+    from authserver.services.client_keys import add_key
+    from authserver.services.client_secrets import add_secret
+    from authserver.services.clients import register_client
+
+    with app.app_context():
+        client = register_client(admin.org_id, LONG[:100], description=(LONG + " ") * 3)
+        api = create_api("Orders " + LONG[:60], "https://api.acme.example/" + LONG.lower() + "/v1/orders",
+                         org_id=admin.org_id, scopes=[("orders:read:" + "x" * 40, "Read " + LONG),
+                                                      ("orders:write", "Write")])
+        grant_client(client.client_id, api.api_id, ["orders:write"], org_id=admin.org_id)
+        secret = add_secret(client.client_id, expires_in_days=5, label=LONG[:100])
+        add_secret(client.client_id)
+        key = add_key(client.client_id, public_pem(ec.generate_private_key(ec.SECP256R1())).decode(),
+                      kid="kid-" + "k" * 120, org_id=admin.org_id)
+        account = create_account(admin.org_id, LONG[:100], "service")
+        create_account(admin.org_id, "Second admin", "user", email=("a" * 60) + "@" + ("b" * 60) + ".example",
+                       password="correct horse battery staple", is_admin=True)
+        ids = {"client": client.client_id, "api": api.api_id, "secret": secret.secret_id, "kid": key.kid,
+               "account": account.account_id}
+        db.session.remove()
+    return ids
+
+
+def pages(ids: dict) -> list[str]:
+    app = f"/console/apps/{ids['client']}"
+    return [
+        "/console/apps", "/console/apps/new", app, f"{app}/edit", f"{app}/delete",
+        f"{app}/secrets/{ids['secret']}/delete", f"{app}/keys/{ids['kid']}/delete",
+        "/console/apis", "/console/apis/new", f"/console/apis/{ids['api']}", f"/console/apis/{ids['api']}/delete",
+        "/console/accounts", f"/console/accounts/{ids['account']}/disable", "/console/admins",
+        "/console/audit", f"/console/audit?target={ids['client']}&size=25", "/console/audit?since=yesterday",
+        "/console/account", "/console/account/password", "/api/v1/docs", "/console/no-such-page",
+        f"/console/apps/{ids['client']}x",
+    ]
+
+
+def test_every_console_page_fits_a_phone_and_a_desktop(live_server):
+    assert CHROMIUM.exists(), f"Chromium is required for the browser tests: {CHROMIUM} is missing (apt-get install -y chromium)"
+    app, base_url = live_server
+    with app.app_context():
+        admin = make_admin(org_name="Acme Payments and Settlements " + LONG[:40], email="ada@acme.example")
+        db.session.remove()
+    ids = seed(app, admin)
+    overflowing: list = []  # every page is visited before the verdict, so one run names them all
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS,
+                                             timeout=30_000)
+        try:
+            for viewport in (PHONE, DESKTOP):
+                context = browser.new_context(base_url=base_url, viewport=viewport)
+                context.set_default_timeout(WAIT_MS)
+                context.set_default_navigation_timeout(WAIT_MS)
+                expect.set_options(timeout=WAIT_MS)
+                page = context.new_page()
+
+                def fits(where: str) -> None:
+                    found = page.evaluate(OVERFLOW)
+                    if found:
+                        overflowing.append((viewport["width"], where, found))
+
+                page.goto("/console/sign-in")
+                fits("sign-in")
+                page.get_by_label("Email").fill(admin.email)
+                page.get_by_label("Password").fill("not the password")
+                page.get_by_role("button", name="Sign in").click()
+                expect(page.get_by_role("alert")).to_be_visible()
+                fits("sign-in failed")
+                page.get_by_label("Password").fill(admin.password)
+                page.get_by_role("button", name="Sign in").click()
+                expect(page).to_have_url(f"{base_url}/console/apps")
+
+                for path in pages(ids):
+                    response = page.goto(path)
+                    assert response is not None and response.status in (200, 400, 404), (path, response.status)
+                    if path.startswith("/console/"):
+                        assert page.evaluate(ACCESSIBILITY_PROBLEMS) == [], path
+                        expect(page.get_by_role("link", name="Audit log")).to_be_attached()
+                    fits(path)
+
+                # The header's navigation is reachable on the phone: every section is one tap away.
+                page.goto("/console/apps")
+                for name in ("Apps", "APIs", "Service accounts", "Admins", "Audit log"):
+                    expect(page.get_by_role("navigation", name="Main").get_by_role("link", name=name, exact=True)
+                           ).to_be_visible()
+                expect(page.get_by_role("button", name="Sign out")).to_be_visible()
+
+                # The confirmation dialogs, opened.
+                page.goto(f"/console/apps/{ids['client']}")
+                for opener, title in ((f"Delete secret {ids['secret']}", "Delete this secret?"),
+                                      (f"Delete key {ids['kid']}", "Delete this public key?"),
+                                      ("Delete app", f"Delete “{LONG[:100]}”?")):
+                    page.get_by_role("button", name=opener, exact=True).click()
+                    dialog = page.get_by_role("dialog", name=title)
+                    expect(dialog).to_be_visible()
+                    fits(f"dialog {title}")
+                    dialog.get_by_role("button", name="Cancel").click()
+                    expect(dialog).to_be_hidden()
+
+                page.get_by_role("button", name="Sign out").click()
+                expect(page.get_by_text("You have signed out.")).to_be_visible()
+                fits("signed out")
+                context.close()
+        finally:
+            browser.close()
+    assert not overflowing, "\n".join(map(str, overflowing))
