@@ -4,7 +4,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 TEST_STAMP := $(VENV)/.installed-test
 
-.PHONY: run test init demo bench clean
+.PHONY: run test lint init demo bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,11 @@ run: $(STAMP)
 ## make test: install the test extras and run the whole suite
 test: $(TEST_STAMP)
 	$(BIN)/python -m pytest -n auto $(PYTEST_ARGS)
+
+## make lint: ruff (pyproject.toml's rule set) and mypy (strict below the services); both must find nothing
+lint: $(TEST_STAMP)
+	$(BIN)/ruff check authserver tests bench verifier
+	$(BIN)/mypy
 
 init: $(STAMP)
 	$(BIN)/authserver init

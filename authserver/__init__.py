@@ -76,7 +76,9 @@ def create_app(overrides: dict | None = None) -> Flask:
     except OSError as exc:
         from .config import ConfigError
 
-        raise ConfigError(f"the instance directory {settings.instance_path} cannot be created: {exc.strerror}") from None
+        raise ConfigError(
+            f"the instance directory {settings.instance_path} cannot be created: {exc.strerror}"
+        ) from None
     if settings.database_url.startswith("sqlite"):
         _private_sqlite_file(settings.database_url)
     app = Flask(__name__, instance_path=str(settings.instance_path), instance_relative_config=False)
@@ -99,8 +101,12 @@ def create_app(overrides: dict | None = None) -> Flask:
         from werkzeug.middleware.proxy_fix import ProxyFix
 
         # Client address and scheme as the trusted balancers saw them (rate limits, audit, transport rule).
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.trusted_proxies, x_proto=settings.trusted_proxies,
-                                x_host=settings.trusted_proxies)
+        app.wsgi_app = ProxyFix(  # type: ignore[method-assign]  # Flask's documented way to wrap the app
+            app.wsgi_app,
+            x_for=settings.trusted_proxies,
+            x_proto=settings.trusted_proxies,
+            x_host=settings.trusted_proxies,
+        )
 
     db.init_app(app)
     migrate.init_app(app, db, directory=str(MIGRATIONS_DIR))
@@ -125,18 +131,18 @@ def create_app(overrides: dict | None = None) -> Flask:
 
 
 def _init_oauth(app: Flask, settings: Settings) -> None:
+    from .access_tokens import KeyRing
     from .circuit import RedisCircuit
-    from .observability import Metrics
+    from .last_used import LastUsedRecorder
     from .oauth.access import ClientAccessCache
     from .oauth.assertions import ClientKeyCache
     from .oauth.federation import TrustedIssuerCache
-    from .last_used import LastUsedRecorder
-    from .replay import DatabaseReplayCache, RedisReplayCache
-    from .services.token_issuance import TokenIssuance
     from .oauth.server import AuthServer, OAuthRuntime
-    from .ratelimit import DatabaseRateLimiter, RedisRateLimiter
     from .oauth.views import bp as oauth_bp
-    from .access_tokens import KeyRing
+    from .observability import Metrics
+    from .ratelimit import DatabaseRateLimiter, RedisRateLimiter
+    from .replay import DatabaseReplayCache, RedisReplayCache, ReplayCache
+    from .services.token_issuance import TokenIssuance
 
     redis_client = None
     if settings.redis_url:
@@ -149,7 +155,7 @@ def _init_oauth(app: Flask, settings: Settings) -> None:
     app.extensions["authserver.redis"] = redis_client
     app.extensions["authserver.redis_circuit"] = circuit
     keyring = KeyRing(settings.key_encryption_key, settings.signing_key_refresh)
-    replay = DatabaseReplayCache()
+    replay: ReplayCache = DatabaseReplayCache()
     if redis_client is not None:
         # The longest a token transaction can last: past the deadline it rolls back, and a statement
         # (the commit included) is cut at the statement timeout.
@@ -304,7 +310,7 @@ def _register_error_handlers(app: Flask) -> None:
             headers = {"Retry-After": str(RETRY_AFTER_SECONDS), "Cache-Control": "no-store"}
             message = f"The {component} is unavailable; retry in a few seconds."
             if request.path.startswith(("/oauth/", "/.well-known/")):
-                body = {"error": "temporarily_unavailable", "error_description": message}
+                body: dict[str, object] = {"error": "temporarily_unavailable", "error_description": message}
                 return Response(json.dumps(body), status=503, content_type="application/json", headers=headers)
             if request.path.startswith("/api/"):
                 body = {"type": "about:blank", "title": "Service Unavailable", "status": 503, "detail": message}
@@ -410,7 +416,7 @@ def _register_request_hooks(app: Flask) -> None:
     @app.after_request
     def finish(response: Response):
         ctx = g._get_current_object()
-        req = request._get_current_object()
+        req = request._get_current_object()  # type: ignore[attr-defined]  # the proxy's object, read once
         started = getattr(ctx, "started", None) or time.perf_counter()
         request_id = getattr(ctx, "request_id", "")
         endpoint = req.url_rule.rule if req.url_rule is not None else "unmatched"
@@ -430,16 +436,9 @@ def _register_request_hooks(app: Flask) -> None:
 
 
 def _register_optional_blueprints(app: Flask) -> None:
-    """The console and the management API, when present."""
-    try:
-        from .api import register as register_api
-    except ImportError:
-        register_api = None
-    if register_api is not None:
-        register_api(app)
-    try:
-        from .console import register as register_console
-    except ImportError:
-        register_console = None
-    if register_console is not None:
-        register_console(app)
+    """The management API and the console."""
+    from .api import register as register_api
+    from .console import register as register_console
+
+    register_api(app)
+    register_console(app)

@@ -235,7 +235,9 @@ def load_settings(overrides: dict | None = None) -> Settings:
         rate_limit_auth_failures_per_client=as_int("rate_limit_auth_failures_per_client"),
         rate_limit_auth_failures_per_address=as_int("rate_limit_auth_failures_per_address"),
         rate_limit_token_requests_per_client=as_int("rate_limit_token_requests_per_client"),
-        console_session_idle_minutes=as_bounded_int("console_session_idle_minutes", 1, CONSOLE_SESSION_IDLE_MINUTES_MAX),
+        console_session_idle_minutes=as_bounded_int(
+            "console_session_idle_minutes", 1, CONSOLE_SESSION_IDLE_MINUTES_MAX
+        ),
         console_session_max_hours=as_bounded_int("console_session_max_hours", 1, CONSOLE_SESSION_MAX_HOURS_MAX),
         session_key=secret("session_key", "session.key"),
         secret_pepper=secret("secret_pepper", "secret-pepper.key").encode(),

@@ -18,11 +18,10 @@ _last_logged: dict[str, float] = {}
 
 def outage_component(exc: BaseException) -> str | None:
     """'database' or 'redis' when the exception says that component cannot be reached or used now."""
-    from sqlalchemy import exc as sa_exc
-
     import sqlite3
 
     import psycopg
+    from sqlalchemy import exc as sa_exc
 
     # The DBAPI's own classes too: the token path runs its statements on DBAPI connections.
     cause = getattr(exc, "orig", None) or exc  # SQLAlchemy wraps the driver's error

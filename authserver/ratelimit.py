@@ -4,7 +4,6 @@ from __future__ import annotations
 import hashlib
 import logging
 from dataclasses import dataclass
-
 from typing import Any, Protocol, cast
 
 from sqlalchemy import CursorResult, delete
@@ -69,7 +68,10 @@ class DatabaseRateLimiter:
         return RateDecision(True) if count <= limit else RateDecision(False, expires_at - now)
 
     def purge(self) -> int:
-        result = cast("CursorResult[Any]", db.session.execute(delete(RateLimitCounter).where(RateLimitCounter.expires_at < clock.now())))
+        result = cast(
+            "CursorResult[Any]",
+            db.session.execute(delete(RateLimitCounter).where(RateLimitCounter.expires_at < clock.now())),
+        )
         db.session.commit()
         return result.rowcount or 0
 

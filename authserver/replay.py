@@ -61,7 +61,9 @@ class RedisReplayCache:
     PENDING = b"pending"
     USED = b"used"
 
-    def __init__(self, redis_client: Any, circuit: Any, pending_seconds: int = 0, prefix: str = "authserver:jti:") -> None:
+    def __init__(
+        self, redis_client: Any, circuit: Any, pending_seconds: int = 0, prefix: str = "authserver:jti:"
+    ) -> None:
         self._redis = redis_client
         self._circuit = circuit
         self._pending_seconds = pending_seconds  # 0: no pending state (the mark lasts as long as the assertion)

@@ -82,7 +82,7 @@ class Prepared:
 # ORM (which a request may use after the hot path, never before) keeps the rest: a request holding
 # a hot-path connection never waits for one that only another such request could give back. With
 # sync workers (one request at a time) this never waits; with gevent it bounds the concurrency.
-_budgets: "weakref.WeakKeyDictionary[Any, threading.BoundedSemaphore]" = weakref.WeakKeyDictionary()
+_budgets: weakref.WeakKeyDictionary[Any, threading.BoundedSemaphore] = weakref.WeakKeyDictionary()
 _holding: ContextVar[Any] = ContextVar("authserver_hot_connection_budget", default=None)
 BUDGET_WAIT_SECONDS = 10
 

@@ -7,14 +7,25 @@ more CPU than the signature checks do. Nothing here commits; the caller owns the
 (services/token_issuance.py on the token path)."""
 from __future__ import annotations
 
-from typing import Any, Iterable, NamedTuple
+from collections.abc import Iterable
+from typing import Any, NamedTuple
 
 from sqlalchemy import String, and_, bindparam, func, insert, or_, select, update
 
 from . import store
 from .models import (
-    AccessToken, Account, Api, ApiClient, ApiOrgAccess, Client, ClientGrant, ClientKey, ClientSecret,
-    RateLimitCounter, SigningKey, UsedAssertion,
+    AccessToken,
+    Account,
+    Api,
+    ApiClient,
+    ApiOrgAccess,
+    Client,
+    ClientGrant,
+    ClientKey,
+    ClientSecret,
+    RateLimitCounter,
+    SigningKey,
+    UsedAssertion,
 )
 from .store import Prepared
 

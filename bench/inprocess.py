@@ -44,8 +44,14 @@ def main() -> None:
     args = parser.parse_args()
 
     tmp = tempfile.TemporaryDirectory(prefix="authserver-profile-")
-    os.environ.update({"AUTHSERVER_INSTANCE_PATH": tmp.name, "AUTHSERVER_SIGNING_ALG": args.alg,
-                       "AUTHSERVER_LOG_LEVEL": args.log_level, "AUTHSERVER_RATE_LIMIT_TOKEN_REQUESTS_PER_CLIENT": "100000000"})
+    os.environ.update(
+        {
+            "AUTHSERVER_INSTANCE_PATH": tmp.name,
+            "AUTHSERVER_SIGNING_ALG": args.alg,
+            "AUTHSERVER_LOG_LEVEL": args.log_level,
+            "AUTHSERVER_RATE_LIMIT_TOKEN_REQUESTS_PER_CLIENT": "100000000",
+        }
+    )
     import logging
 
     import jwt
@@ -74,7 +80,9 @@ def main() -> None:
         secret = add_secret(client.client_id)
         key = ec.generate_private_key(ec.SECP256R1()) if args.client_key == "ec" else \
             rsa.generate_private_key(public_exponent=65537, key_size=2048)
-        public = key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        public = key.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
         add_key(client.client_id, public, kid="k1")
         ids = (client.client_id, account.account_id, secret.client_secret)
     client_id, account_id, client_secret = ids

@@ -84,7 +84,7 @@ def render(results: list[RunResult], args, started: float, notes: list[str], loa
     lines = [
         "# authserver benchmark results",
         "",
-        f"- date: {_dt.datetime.now(_dt.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}",
+        f"- date: {_dt.datetime.now(_dt.UTC).strftime('%Y-%m-%d %H:%M UTC')}",
         f"- commit: {git_commit()}",
         f"- machine: {machine_description()}",
         f"- software: {versions()}",
@@ -94,10 +94,15 @@ def render(results: list[RunResult], args, started: float, notes: list[str], loa
         + ", ".join(f"wrk -t{wrk_threads(c)} -c{c}" for c in args.concurrency)
         + f", gunicorn with {args.workers} workers;"
         f" wall time {time.monotonic() - started:.0f} s"
-        + (f"; rows marked 'seeded' were measured after adding {args.large_tokens:,} access tokens "
-           f"and {args.large_clients:,} clients to the same database" if args.large else ""),
+        + (
+            f"; rows marked 'seeded' were measured after adding {args.large_tokens:,} access tokens "
+            f"and {args.large_clients:,} clients to the same database"
+            if args.large
+            else ""
+        ),
         "",
-        "| server | endpoint | database | access token | conc. | req/s | p50 ms | p99 ms | errors | CPU ms/req | DB CPU ms/req | × baseline |",
+        "| server | endpoint | database | access token | conc. | req/s | p50 ms | p99 ms | errors | CPU ms/req "
+        "| DB CPU ms/req | × baseline |",
         "|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in results:
@@ -142,12 +147,20 @@ def render(results: list[RunResult], args, started: float, notes: list[str], loa
             ratio = tok.rps / base[16]
             checks.append((f"≥ {TARGET_RATIO:g}× the baseline's tokens/s", f"{ratio:.2f}×", ratio >= TARGET_RATIO))
         if tok.cpu_ms is not None:
-            checks.append((f"≤ {TARGET_CPU_MS} ms server CPU per token", f"{tok.cpu_ms:.3f} ms", tok.cpu_ms <= TARGET_CPU_MS))
+            checks.append(
+                (f"≤ {TARGET_CPU_MS} ms server CPU per token", f"{tok.cpu_ms:.3f} ms", tok.cpu_ms <= TARGET_CPU_MS)
+            )
         checks.append((f"p99 < {TARGET_P99_MS:g} ms", f"{tok.p99_ms:.1f} ms", tok.p99_ms < TARGET_P99_MS))
         checks.append(("zero errors", str(tok.errors), tok.errors == 0))
         if intro is not None and tok.rps:
             r = intro.rps / tok.rps
-            checks.append((f"introspection ≥ {TARGET_INTROSPECT_RATIO:g}× the token endpoint's rate", f"{r:.2f}×", r >= TARGET_INTROSPECT_RATIO))
+            checks.append(
+                (
+                    f"introspection ≥ {TARGET_INTROSPECT_RATIO:g}× the token endpoint's rate",
+                    f"{r:.2f}×",
+                    r >= TARGET_INTROSPECT_RATIO,
+                )
+            )
         lines += ["| target | measured | met |", "|---|---:|---|"]
         for what, measured, ok in checks:
             lines.append(f"| {what} | {measured} | {'yes' if ok else 'NO'} |")

@@ -207,7 +207,7 @@ def _measure_token(
 ) -> RunResult:
     count = max(1000, int(args.duration * args.assertion_rate))
     path = work / f"assertions-c{c}.txt"
-    for attempt in range(3):  # bounded: at most two retries with more assertions
+    for _attempt in range(3):  # bounded: at most two retries with more assertions
         res = RunResult("authserver", db_label, alg, "token", c, data=data)
         try:
             write_assertion_file(path, s, count)

@@ -41,7 +41,8 @@ import random
 import secrets
 import sys
 import time
-from typing import Any, Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
 
 from sqlalchemy import (
     Boolean,

@@ -106,7 +106,9 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.slow)
         if name in _REDIS_FILES or "redis" in item.name:
             item.add_marker(pytest.mark.redis)
-        needs_pg = any("AUTHSERVER_TEST_DATABASE_URL" in str(m.kwargs.get("reason", "")) for m in item.iter_markers("skipif"))
+        needs_pg = any(
+            "AUTHSERVER_TEST_DATABASE_URL" in str(m.kwargs.get("reason", "")) for m in item.iter_markers("skipif")
+        )
         if "postgresql" in item.name or needs_pg:
             item.add_marker(pytest.mark.pg)
 
@@ -222,7 +224,9 @@ def basic(client_id: str, secret: str) -> dict:
 
 
 def private_pem(key) -> bytes:
-    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
 
 
 def public_pem(key) -> bytes:
@@ -278,7 +282,11 @@ def make_tenant(name: str = "Acme", scope: str = "read write", key=None, kid: st
     new_secret = add_secret(client.client_id)
     key = key or ec.generate_private_key(ec.SECP256R1())
     add_key(client.client_id, public_pem(key), kid=kid)
-    alg = "ES256" if isinstance(key, ec.EllipticCurvePrivateKey) else ("EdDSA" if isinstance(key, ed25519.Ed25519PrivateKey) else "RS256")
+    alg = (
+        "ES256"
+        if isinstance(key, ec.EllipticCurvePrivateKey)
+        else ("EdDSA" if isinstance(key, ed25519.Ed25519PrivateKey) else "RS256")
+    )
     return Tenant(org.org_id, account.account_id, client.client_id, new_secret.secret_id, new_secret.client_secret,
                   kid, key, alg)
 
@@ -287,7 +295,13 @@ def grant_scopes(client_id: str, scope: str) -> None:
     """Give a client the `default` platform API with these scopes as its default API (defining the scopes
     there when missing), and the management API when `manage` is among them."""
     from authserver.services.apis import (
-        BUILTIN_DEFAULT, BUILTIN_MANAGEMENT, MANAGE_SCOPE, add_scope, builtin_api, grant_client, scopes_of,
+        BUILTIN_DEFAULT,
+        BUILTIN_MANAGEMENT,
+        MANAGE_SCOPE,
+        add_scope,
+        builtin_api,
+        grant_client,
+        scopes_of,
     )
 
     names = [n for n in scope.split() if n != MANAGE_SCOPE]

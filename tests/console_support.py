@@ -106,7 +106,9 @@ class Console:
     def form(self, page: str, action: str) -> Form:
         response = self.get(page)
         assert response.status_code == 200, (page, response.status_code)
-        candidates = [f for f in page_forms(response.get_data(as_text=True)) if f.method == "post" and f.posts_to(action)]
+        candidates = [
+            f for f in page_forms(response.get_data(as_text=True)) if f.method == "post" and f.posts_to(action)
+        ]
         assert candidates, f"no POST form to {action} on {page}"
         form = candidates[0]
         assert form.fields.get("csrf_token"), f"the form to {action} on {page} has no CSRF token"

@@ -45,7 +45,7 @@ def _name(common_name: str) -> x509.Name:
 def make_certificates(directory: Path, names: tuple[str, ...]) -> tuple[Path, Path, Path]:
     """A CA, and a server certificate it signs for `names` (DNS names and IP addresses): file paths
     (ca.pem, server.pem, server-key.pem)."""
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca_cert = (
         x509.CertificateBuilder().subject_name(_name("keyfetch test CA")).issuer_name(_name("keyfetch test CA"))
@@ -85,7 +85,7 @@ def make_certificates(directory: Path, names: tuple[str, ...]) -> tuple[Path, Pa
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
-    server: "_Server"
+    server: _Server
 
     def log_message(self, format: str, *args) -> None:  # noqa: A002 - the base class's name
         pass
@@ -128,7 +128,7 @@ class _Handler(BaseHTTPRequestHandler):
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
-    owner: "JwksServer"
+    owner: JwksServer
 
     def finish_request(self, request, client_address) -> None:
         # TLS per connection in its own thread, so a client that never finishes the handshake blocks no one.
@@ -171,7 +171,7 @@ class JwksServer:
     def _note_server_name(ssl_socket: ssl.SSLObject, server_name: str | None, context: ssl.SSLContext) -> None:
         ssl_socket.keyfetch_server_name = server_name  # type: ignore[attr-defined]
 
-    def __enter__(self) -> "JwksServer":
+    def __enter__(self) -> JwksServer:
         self._thread.start()
         return self
 

@@ -29,7 +29,9 @@ def free_port() -> int:
 
 def cli(env: dict, *args: str, stdin: str | None = None) -> dict | list:
     """Run `authserver ARGS --json` and return its JSON; fail the test with stderr otherwise."""
-    proc = subprocess.run([AUTHSERVER, *args, "--json"], env=env, capture_output=True, text=True, input=stdin, timeout=60)
+    proc = subprocess.run(
+        [AUTHSERVER, *args, "--json"], env=env, capture_output=True, text=True, input=stdin, timeout=60
+    )
     LOG_LEAKS.check_output(proc.stderr, f"authserver {args[0]}")
     assert proc.returncode == 0, f"authserver {args[0]} failed: {proc.stderr[-2000:]}"
     return json.loads(proc.stdout)
@@ -37,8 +39,15 @@ def cli(env: dict, *args: str, stdin: str | None = None) -> dict | list:
 
 def server_env(instance: Path, issuer: str, **extra: str) -> dict:
     env = {k: v for k, v in os.environ.items() if not k.startswith("AUTHSERVER_")}
-    env.update({"AUTHSERVER_INSTANCE_PATH": str(instance), "AUTHSERVER_ISSUER": issuer, "AUTHSERVER_LOG_LEVEL": "WARNING",
-                "AUTHSERVER_PURGE_INTERVAL": "0", "AUTHSERVER_DRAIN_SECONDS": "0"})
+    env.update(
+        {
+            "AUTHSERVER_INSTANCE_PATH": str(instance),
+            "AUTHSERVER_ISSUER": issuer,
+            "AUTHSERVER_LOG_LEVEL": "WARNING",
+            "AUTHSERVER_PURGE_INTERVAL": "0",
+            "AUTHSERVER_DRAIN_SECONDS": "0",
+        }
+    )
     env.update(extra)
     return env
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 from flask import Flask
 
 from ..extensions import csrf
+
 # Each resource module declares its operations in the route table when imported, in this order,
 # which is also the order of the OpenAPI document and the docs page.
-from . import clients, icons, secrets, keys, apis, issuers, accounts, audit, openapi  # noqa: F401,I001
+from . import accounts, apis, audit, clients, icons, issuers, keys, openapi, secrets  # noqa: F401,I001
 from .routing import bp
 
 

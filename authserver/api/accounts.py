@@ -11,7 +11,7 @@ from ..services import accounts as account_service
 from ..services.accounts import PASSWORD_MIN
 from .auth import CallContext
 from .routing import Reply, operation
-from .schemas import RequestBody, QueryParameters, ResponseBody, Timestamp, optional, timestamp
+from .schemas import QueryParameters, RequestBody, ResponseBody, Timestamp, optional, timestamp
 
 TAG = "Accounts"
 AccountKind = Literal[ACCOUNT_KINDS]  # type: ignore[valid-type]
@@ -43,7 +43,7 @@ class AccountOut(ResponseBody):
     created_at: Timestamp
 
     @classmethod
-    def of(cls, account: Account) -> "AccountOut":
+    def of(cls, account: Account) -> AccountOut:
         return cls(account_id=account.account_id, name=account.name, kind=account.kind, email=account.email,
                    admin=account.is_admin, disabled=account.disabled_at is not None,
                    disabled_at=timestamp(account.disabled_at), created_at=timestamp(account.created_at))
@@ -70,7 +70,9 @@ def create_account(ctx: CallContext, body: AccountCreate):
         ctx.org_id, body.name, body.kind, email=body.email, password=body.password, is_admin=bool(body.admin),
         actor=ctx.actor,
     )
-    return Reply(AccountOut.of(account), headers={"Location": url_for("api_v1.get_account", account_id=account.account_id)})
+    return Reply(
+        AccountOut.of(account), headers={"Location": url_for("api_v1.get_account", account_id=account.account_id)}
+    )
 
 
 @operation("GET", "/accounts/{account_id}", summary="Show an account", tag=TAG, responses={200: AccountOut})

@@ -59,7 +59,7 @@ class ScopeOut(ResponseBody):
     description: str
 
     @classmethod
-    def of(cls, row: ApiScope) -> "ScopeOut":
+    def of(cls, row: ApiScope) -> ScopeOut:
         return cls(name=row.name, description=row.description or "")
 
 
@@ -77,7 +77,7 @@ class ApiOut(ResponseBody):
     updated_at: Timestamp
 
     @classmethod
-    def of(cls, api: Api, org_id: str) -> "ApiOut":
+    def of(cls, api: Api, org_id: str) -> ApiOut:
         editable = api.org_id == org_id
         return cls(
             api_id=api.api_id, name=api.name, identifier=api.identifier,
@@ -113,7 +113,7 @@ class GrantOut(ResponseBody):
     default: bool = Field(description="Whether this is the client's default API.")
 
     @classmethod
-    def of(cls, grant: ClientGrant, api: Api) -> "GrantOut":
+    def of(cls, grant: ClientGrant, api: Api) -> GrantOut:
         return cls(api_id=api.api_id, identifier=api.identifier, name=api.name, scope=grant.scope,
                    default=bool(grant.is_default))
 

@@ -20,8 +20,12 @@ DEFAULT_LIMIT = 100
 class AuditQuery(QueryParameters):
     limit: int = Field(default=DEFAULT_LIMIT, ge=1, le=INT64_MAX,
                        description=f"How many events, newest first (at most {audit_service.PAGE_MAX} are returned).")
-    before: int | None = Field(default=None, ge=1, le=INT64_MAX,
-                               description="Only events older than this event id: the `next_before` of the previous page.")
+    before: int | None = Field(
+        default=None,
+        ge=1,
+        le=INT64_MAX,
+        description="Only events older than this event id: the `next_before` of the previous page.",
+    )
     after: int | None = Field(default=None, ge=1, le=INT64_MAX,
                               description="Only events newer than this event id (the `next_after` of a page): the "
                                           "page of newer events, still newest first. Not with `before`.")
@@ -53,7 +57,7 @@ class AuditEventOut(ResponseBody):
     details: dict[str, Any] = Field(description="What changed; never a secret.")
 
     @classmethod
-    def of(cls, event: AuditEvent) -> "AuditEventOut":
+    def of(cls, event: AuditEvent) -> AuditEventOut:
         return cls(id=event.id, created_at=timestamp(event.created_at), actor=event.actor, action=event.action,
                    action_label=audit_service.action_label(event.action),
                    object_type=event.object_type, object_id=event.object_id, ip_address=event.ip_address,

@@ -70,5 +70,7 @@ def authenticate() -> CallContext:
         if request.method in UNSAFE_METHODS:
             _check_csrf()
     else:
-        raise Unauthenticated("Authentication required: send Authorization: Bearer <access token> with the manage scope.")
+        raise Unauthenticated(
+            "Authentication required: send Authorization: Bearer <access token> with the manage scope."
+        )
     return CallContext(caller, Actor(caller.account_id, request.remote_addr))

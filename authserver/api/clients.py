@@ -37,7 +37,7 @@ class ClientOut(ResponseBody):
     updated_at: Timestamp
 
     @classmethod
-    def of(cls, client: Client) -> "ClientOut":
+    def of(cls, client: Client) -> ClientOut:
         return cls(
             client_id=client.client_id, name=client.name, description=client.description,
             client_type=client_service.CONFIDENTIAL,

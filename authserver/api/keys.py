@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any, Union
+from typing import Annotated, Any
 
 from flask import url_for
 from pydantic import ConfigDict, Discriminator, Field, RootModel, Tag
 
-from ..models import ClientKey
-from ..services import client_keys as key_service
-from .auth import CallContext
 from ..errors import NotFound
 from ..keyfetch import MAX_URL_LENGTH
+from ..models import ClientKey
+from ..services import client_keys as key_service
 from ..services.clients import get_client
+from .auth import CallContext
 from .routing import Reply, operation
 from .schemas import RequestBody, ResponseBody, Timestamp, optional, timestamp
 
@@ -38,7 +38,7 @@ def _shape(value: Any) -> str:
     return "jwk" if isinstance(value, dict) and "kty" in value else "text"
 
 
-class KeyCreate(RootModel[Annotated[Union[Annotated[KeyText, Tag("text")], Annotated[PublicJwk, Tag("jwk")]],
+class KeyCreate(RootModel[Annotated[Annotated[KeyText, Tag("text")] | Annotated[PublicJwk, Tag("jwk")],
                                     Discriminator(_shape)]]):
     """Either {"key": "<PEM or JWK text>", "kid": "..."} or a JWK object itself."""
 
@@ -56,7 +56,7 @@ class KeyOut(ResponseBody):
     created_at: Timestamp
 
     @classmethod
-    def of(cls, row: ClientKey) -> "KeyOut":
+    def of(cls, row: ClientKey) -> KeyOut:
         return cls(kid=row.kid, kty=row.kty, key_type=row.key_type, jwk=json.loads(row.public_jwk),
                    created_at=timestamp(row.created_at))
 
@@ -81,7 +81,7 @@ class KeyUrlOut(ResponseBody):
     last_error_at: Timestamp | None
 
     @classmethod
-    def of(cls, status: key_service.KeyUrlStatus) -> "KeyUrlOut":
+    def of(cls, status: key_service.KeyUrlStatus) -> KeyUrlOut:
         return cls(jwks_uri=status.jwks_uri, created_at=timestamp(status.added_at), key_ids=list(status.key_ids),
                    last_fetch_at=timestamp(status.last_fetch_at), next_fetch_at=timestamp(status.next_fetch_at),
                    last_error=status.last_error, last_error_at=timestamp(status.last_error_at))

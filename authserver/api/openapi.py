@@ -90,7 +90,11 @@ def _request_body(op: Operation, refs: dict) -> dict | None:
         content: dict[str, Any] = {media_type: {"schema": {"type": "string", "contentMediaType": media_type}}
                    for media_type in op.upload.media_types}
         content["multipart/form-data"] = {
-            "schema": {"type": "object", "required": [op.upload.form_field], "properties": {op.upload.form_field: binary}},
+            "schema": {
+                "type": "object",
+                "required": [op.upload.form_field],
+                "properties": {op.upload.form_field: binary},
+            },
         }
         return {"required": True, "description": op.upload.description, "content": content}
     return None
@@ -180,5 +184,7 @@ def get_docs_page(ctx: None):
     html = docs_page_html(openapi_document(), PROBLEM_TYPES, API_PREFIX, current_settings().issuer)
     response = Response(html, content_type="text/html; charset=utf-8")
     response.headers["Cache-Control"] = "no-cache"
-    response.headers["Content-Security-Policy"] = "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; frame-ancestors 'none'"
+    response.headers["Content-Security-Policy"] = (
+        "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; frame-ancestors 'none'"
+    )
     return response

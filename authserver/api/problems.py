@@ -8,13 +8,20 @@ from flask import Response
 from werkzeug.exceptions import HTTPException
 
 from ..errors import (
-    Conflict, DomainError, Forbidden, InsufficientScope, InvalidInput, InvalidToken, NotFound, PublicClientRefused,
+    Conflict,
+    DomainError,
+    Forbidden,
+    InsufficientScope,
+    InvalidInput,
+    InvalidToken,
+    NotFound,
+    PublicClientRefused,
     Unauthenticated,
 )
 from ..keyfetch import KeyFetchError
-from .auth import CsrfFailed
 from ..services.common import current_settings
 from ..services.management import MANAGE_SCOPE
+from .auth import CsrfFailed
 
 PROBLEM_JSON = "application/problem+json"
 API_PREFIX = "/api/v1"
@@ -26,13 +33,17 @@ PROBLEM_TYPES = {
     "malformed-request": "The body is not valid JSON, or not valid UTF-8.",
     "validation-error": "The body or query does not match the schema of the operation; `errors` lists each field.",
     "invalid-input": "A rule of the domain refused a value (for example a name longer than 100 characters).",
-    "public-client-refused": "Every client is confidential: public clients (type public, auth method none) are refused.",
+    "public-client-refused": "Every client is confidential: public clients (type public, auth method none) are "
+                             "refused.",
     "unauthenticated": "No credentials: send `Authorization: Bearer <access token>`.",
-    "invalid-token": "The access token is malformed, expired, revoked, not issued by this server, or issued for another API.",
+    "invalid-token": "The access token is malformed, expired, revoked, not issued by this server, or issued for "
+                     "another API.",
     "insufficient-scope": "The access token lacks the `manage` scope.",
-    "forbidden": "The caller may not do this (not an admin, a platform API that only the operator changes, or a CSRF check failed).",
+    "forbidden": "The caller may not do this (not an admin, a platform API that only the operator changes, or a CSRF "
+                 "check failed).",
     "not-found": "No such object in the caller's organization.",
-    "conflict": "The change conflicts with the current state (duplicate kid or API identifier, an API clients still have access to, ...).",
+    "conflict": "The change conflicts with the current state (duplicate kid or API identifier, an API clients still "
+                "have access to, ...).",
 }
 
 

@@ -1,7 +1,7 @@
 """Schema building blocks shared by the resources of /api/v1."""
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Annotated, Any, overload
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -45,7 +45,7 @@ def timestamp(value: None) -> None: ...
 @overload
 def timestamp(value: int | None) -> datetime | None: ...
 def timestamp(value: int | None) -> datetime | None:
-    return None if value is None else datetime.fromtimestamp(value, tz=timezone.utc)
+    return None if value is None else datetime.fromtimestamp(value, tz=UTC)
 
 
 class FieldError(ResponseBody):
@@ -62,5 +62,7 @@ class Problem(BaseModel):
     title: str
     status: int
     detail: str | SkipJsonSchema[None] = None
-    field: str | SkipJsonSchema[None] = Field(default=None, description="The first offending field, when one is to blame.")
+    field: str | SkipJsonSchema[None] = Field(
+        default=None, description="The first offending field, when one is to blame."
+    )
     errors: list[FieldError] | SkipJsonSchema[None] = None

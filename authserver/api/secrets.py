@@ -27,7 +27,8 @@ def _date_time(schema: dict) -> None:
 class SecretCreate(RequestBody):
     """Optional: without a body (or with neither member) the server's default lifetime applies."""
 
-    expires_at: str = Field(default=None, min_length=1, json_schema_extra=_date_time, description=(
+    expires_at: str = Field(  # type: ignore[assignment]  # optional, yet never null in the schema
+        default=None, min_length=1, json_schema_extra=_date_time, description=(
         "When the secret stops authenticating: an RFC 3339 date-time with a time zone (or a date: midnight "
         f"UTC), in the future and at most {SECRET_TTL_MAX_DAYS} days ahead. Not with `expires_in_days`."))
     expires_in_days: int = optional(f"Days until the secret stops authenticating, 1 to {SECRET_TTL_MAX_DAYS}. "
@@ -39,15 +40,23 @@ class SecretOut(ResponseBody):
     secret_id: str
     label: str | None = Field(description="The label given when the secret was added, or null.")
     created_at: Timestamp
-    last_used_at: Timestamp | None = Field(description="Last successful client authentication (to the minute), or null.")
+    last_used_at: Timestamp | None = Field(
+        description="Last successful client authentication (to the minute), or null."
+    )
     expires_at: Timestamp | None = Field(description=EXPIRES_AT)
     leaked_at: Timestamp | None = Field(description="When a leak report (POST /oauth/secret-leak) named the secret, "
                                                     "which disabled it; null otherwise.")
 
     @classmethod
-    def of(cls, row: ClientSecret) -> "SecretOut":
-        return cls(secret_id=row.secret_id, label=row.label, created_at=timestamp(row.created_at), last_used_at=timestamp(row.last_used_at),
-                   expires_at=timestamp(row.expires_at), leaked_at=timestamp(row.leaked_at))
+    def of(cls, row: ClientSecret) -> SecretOut:
+        return cls(
+            secret_id=row.secret_id,
+            label=row.label,
+            created_at=timestamp(row.created_at),
+            last_used_at=timestamp(row.last_used_at),
+            expires_at=timestamp(row.expires_at),
+            leaked_at=timestamp(row.leaked_at),
+        )
 
 
 class SecretList(ResponseBody):
@@ -78,14 +87,19 @@ def list_secrets(ctx: CallContext, client_id: str):
 def create_secret(ctx: CallContext, client_id: str, body: SecretCreate):
     new = secret_service.add_secret(client_id, ctx.org_id, actor=ctx.actor, expires_at=body.expires_at,
                                     expires_in_days=body.expires_in_days, label=body.label)
-    body = NewSecretOut(secret_id=new.secret_id, client_secret=new.client_secret, label=new.label, created_at=timestamp(new.created_at),
-                        expires_at=timestamp(new.expires_at))
+    answer = NewSecretOut(
+        secret_id=new.secret_id,
+        client_secret=new.client_secret,
+        label=new.label,
+        created_at=timestamp(new.created_at),
+        expires_at=timestamp(new.expires_at),
+    )
     headers = {
         "Location": url_for("api_v1.get_secret", client_id=client_id, secret_id=new.secret_id),
         "Cache-Control": "no-store",  # RFC 6749 §5.1 does the same for credentials in a response
         "Pragma": "no-cache",
     }
-    return Reply(body, headers=headers)
+    return Reply(answer, headers=headers)
 
 
 @operation("GET", "/clients/{client_id}/secrets/{secret_id}", summary="Show a secret's metadata", tag=TAG,

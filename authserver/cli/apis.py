@@ -35,7 +35,9 @@ def _scope_option(values) -> list[tuple[str, str]]:
 @click.option("--org", "org_id", default=None, help="The organization that owns the API.")
 @click.option("--platform", is_flag=True, help="A platform API (no owner), for the organizations it is opened to.")
 @click.option("--open", "open_to_all", is_flag=True, help="Platform APIs: open to every organization.")
-@click.option("--scope", "scopes", multiple=True, metavar="NAME[=DESCRIPTION]", help="A scope the API defines (repeatable).")
+@click.option(
+    "--scope", "scopes", multiple=True, metavar="NAME[=DESCRIPTION]", help="A scope the API defines (repeatable)."
+)
 @with_app
 def api_create(name, identifier, org_id, platform, open_to_all, scopes):
     """Register an API: IDENTIFIER is an absolute URI (RFC 8707), the `aud` of its tokens; unique on the server."""
@@ -51,7 +53,9 @@ def api_create(name, identifier, org_id, platform, open_to_all, scopes):
 
 
 @api.command("list")
-@click.option("--org", "org_id", default=None, help="Only the APIs this organization may use (its own and open platform APIs).")
+@click.option(
+    "--org", "org_id", default=None, help="Only the APIs this organization may use (its own and open platform APIs)."
+)
 @with_app
 def api_list(org_id):
     """List APIs."""
@@ -61,8 +65,9 @@ def api_list(org_id):
     if org_id is not None:
         get_organization(org_id)
     rows = [api_json(a) for a in list_apis(org_id)]
-    return rows, "\n".join(f"{r['api_id']}  {r['owner']:24}  {r['identifier']}  ({' '.join(s['name'] for s in r['scopes'])})"
-                           for r in rows) or "No APIs."
+    return rows, "\n".join(
+        f"{r['api_id']}  {r['owner']:24}  {r['identifier']}  ({' '.join(s['name'] for s in r['scopes'])})" for r in rows
+    ) or "No APIs."
 
 
 @api.command("show")
@@ -79,7 +84,12 @@ def api_show(api_id):
 @api.command("update")
 @click.argument("api_id")
 @click.option("--name", default=None, help="A new name.")
-@click.option("--open/--closed", "open_to_all", default=None, help="Platform APIs: open to every organization, or only to chosen ones.")
+@click.option(
+    "--open/--closed",
+    "open_to_all",
+    default=None,
+    help="Platform APIs: open to every organization, or only to chosen ones.",
+)
 @with_app
 def api_update(api_id, name, open_to_all):
     """Rename an API or open a platform API to every organization (the identifier never changes)."""

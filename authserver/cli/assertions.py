@@ -36,7 +36,13 @@ def sign_assertion(private_key_pem: bytes, client_id: str, subject: str, audienc
 
 
 @click.command()
-@click.option("--key", "key_file", type=click.Path(dir_okay=False, exists=True), required=True, help="The client's private key (PEM).")
+@click.option(
+    "--key",
+    "key_file",
+    type=click.Path(dir_okay=False, exists=True),
+    required=True,
+    help="The client's private key (PEM).",
+)
 @click.option("--client-id", required=True)
 @click.option("--subject", required=True, help="The account the token is for (sub).")
 @click.option("--kid", default=None)

@@ -118,7 +118,9 @@ def client_delete(client_id):
 @client.command("grant")
 @click.argument("client_id")
 @click.argument("api")
-@click.option("--scope", default="", help='The scopes of the API the client may ask for, space-delimited, e.g. "orders:read".')
+@click.option(
+    "--scope", default="", help='The scopes of the API the client may ask for, space-delimited, e.g. "orders:read".'
+)
 @click.option("--default/--no-default", "default", default=None,
               help="Make this the client's default API (used when a token request names no resource). "
                    "Without either flag a client's first grant becomes its default.")

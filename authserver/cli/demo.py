@@ -38,7 +38,9 @@ def demo():
     service = create_account(organization.org_id, "demo-service", "service")
     admin_email = f"admin-{organization.org_id[4:12]}@demo.example"
     admin_password = _secrets.token_urlsafe(12)
-    admin = create_account(organization.org_id, "Demo admin", "user", email=admin_email, password=admin_password, is_admin=True)
+    admin = create_account(
+        organization.org_id, "Demo admin", "user", email=admin_email, password=admin_password, is_admin=True
+    )
     app_client = register_client(organization.org_id, "Demo app", description="Created by 'authserver demo'.")
     default_api, management_api = builtin_api(BUILTIN_DEFAULT), builtin_api(BUILTIN_MANAGEMENT)
     if default_api is not None:
@@ -47,14 +49,24 @@ def demo():
     new_secret = add_secret(app_client.client_id)
     private_key = ec.generate_private_key(ec.SECP256R1())
     key_path = settings.instance_path / f"demo-client-{app_client.client_id[:8]}.pem"
-    pem = private_key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    pem = private_key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
     fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "wb") as fh:
         fh.write(pem)
-    public_pem = private_key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    public_pem = private_key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
     client_key = add_key(app_client.client_id, public_pem, kid="demo-key-1")
-    assertion_jwt = sign_assertion(pem, app_client.client_id, service.account_id, settings.token_endpoint, client_key.kid,
-                                   lifetime=settings.assertion_max_lifetime)
+    assertion_jwt = sign_assertion(
+        pem,
+        app_client.client_id,
+        service.account_id,
+        settings.token_endpoint,
+        client_key.kid,
+        lifetime=settings.assertion_max_lifetime,
+    )
     curl = (f"curl -s -u '{app_client.client_id}:{new_secret.client_secret}' "
             f"-d grant_type={'urn:ietf:params:oauth:grant-type:jwt-bearer'} -d assertion={assertion_jwt} "
             f"{settings.token_endpoint}")

@@ -37,9 +37,15 @@ def key_add(client_id, file, kid):
 
 
 def key_url_json(status) -> dict:
-    return {"jwks_uri": status.jwks_uri, "created_at": clock.isoformat(status.added_at), "key_ids": list(status.key_ids),
-            "last_fetch_at": clock.isoformat(status.last_fetch_at), "next_fetch_at": clock.isoformat(status.next_fetch_at),
-            "last_error": status.last_error, "last_error_at": clock.isoformat(status.last_error_at)}
+    return {
+        "jwks_uri": status.jwks_uri,
+        "created_at": clock.isoformat(status.added_at),
+        "key_ids": list(status.key_ids),
+        "last_fetch_at": clock.isoformat(status.last_fetch_at),
+        "next_fetch_at": clock.isoformat(status.next_fetch_at),
+        "last_error": status.last_error,
+        "last_error_at": clock.isoformat(status.last_error_at),
+    }
 
 
 def key_url_human(entry: dict) -> str:

@@ -29,5 +29,7 @@ def org_list():
     """List organizations."""
     from ..services.organizations import list_organizations
 
-    rows = [{"org_id": o.org_id, "name": o.name, "created_at": clock.isoformat(o.created_at)} for o in list_organizations()]
+    rows = [
+        {"org_id": o.org_id, "name": o.name, "created_at": clock.isoformat(o.created_at)} for o in list_organizations()
+    ]
     return rows, "\n".join(f"{r['org_id']}  {r['name']}" for r in rows) or "No organizations."

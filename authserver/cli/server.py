@@ -70,7 +70,9 @@ def serve(host: str, port: int, workers: int | None, as_json: bool):
     click.echo(f"authserver serving {settings.issuer} on http://{host}:{port}", err=True)
     click.echo(f"  metadata: http://{host}:{port}/.well-known/oauth-authorization-server", err=True)
     click.echo(f"  console:  http://{host}:{port}/console", err=True)
-    click.echo("  next: in another terminal, run '.venv/bin/authserver demo' for a ready client and a curl line", err=True)
+    click.echo(
+        "  next: in another terminal, run '.venv/bin/authserver demo' for a ready client and a curl line", err=True
+    )
     argv = [sys.executable, "-m", "gunicorn", "-c", "python:authserver.gunicorn_conf", "-b", f"{host}:{port}"]
     if workers:
         argv += ["-w", str(workers)]

@@ -28,7 +28,8 @@ def signing_key_list():
     columns = ("kid", "alg", "state", "created_at", "activates_at", "retired_at", "withdrawn_at")
     table = [columns] + [tuple(r[c] or "-" for c in columns) for r in rows]
     widths = [max(len(line[i]) for line in table) for i in range(len(columns))]
-    human = "\n".join("  ".join(cell.ljust(width) for cell, width in zip(line, widths)).rstrip() for line in table)
+    human = "\n".join("  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip()
+                      for line in table)
     return rows, human if rows else "No signing keys."
 
 

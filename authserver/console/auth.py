@@ -11,7 +11,11 @@ from flask import current_app, g, session
 from ..models import Account
 from ..services import sessions
 from ..services.accounts import (
-    active_admin, authenticate_user, change_own_password, record_password_change_refused, record_sign_in,
+    active_admin,
+    authenticate_user,
+    change_own_password,
+    record_password_change_refused,
+    record_sign_in,
 )
 from ..services.common import Actor
 from .feedback import status_of
@@ -66,7 +70,8 @@ def sign_in(email: object, password: object, address: str | None) -> SignInResul
         return SignInResult(message="The email address or password is not correct.", status=400)
     if active_admin(account.account_id, account.org_id) is None:
         return SignInResult(
-            message="This account is not an organization admin, so it cannot use the console. Ask an admin of your organization.",
+            message="This account is not an organization admin, so it cannot use the console. "
+            "Ask an admin of your organization.",
             status=403,
         )
     return SignInResult(account=account)

@@ -1,7 +1,8 @@
 """The one place where a domain failure becomes what the console shows: a form error or a flash."""
 from __future__ import annotations
 
-from typing import Callable, TypeVar
+from collections.abc import Callable
+from typing import TypeVar
 
 from flask import flash
 

@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
+from typing import Any
 
 from flask import Blueprint, Response, abort, flash, g, redirect, render_template, request, url_for
 from flask_wtf.csrf import CSRFError
@@ -12,19 +13,49 @@ from .. import clock
 from ..crypto.keys import unsafe_to_echo
 from ..errors import DomainError, InvalidInput, NotFound
 from ..services.accounts import (
-    PASSWORD_MIN, create_account, disable_account, disable_admin, enable_account, get_account, get_admin,
-    list_accounts, list_admins,
+    PASSWORD_MIN,
+    create_account,
+    disable_account,
+    disable_admin,
+    enable_account,
+    get_account,
+    get_admin,
+    list_accounts,
+    list_admins,
 )
 from ..services.apis import (
-    IDENTIFIER_MAX, SCOPE_DESCRIPTION_MAX, add_scope, bind_client, bound_clients, create_api, delete_api,
-    deletion_impact, get_api, get_owned_api, grant_client, list_apis, list_grants, org_grants_of_api, remove_scope,
-    scopes_of, unbind_client, ungrant_client, update_api,
+    IDENTIFIER_MAX,
+    SCOPE_DESCRIPTION_MAX,
+    add_scope,
+    bind_client,
+    bound_clients,
+    create_api,
+    delete_api,
+    deletion_impact,
+    get_api,
+    get_owned_api,
+    grant_client,
+    list_apis,
+    list_grants,
+    org_grants_of_api,
+    remove_scope,
+    scopes_of,
+    unbind_client,
+    ungrant_client,
+    update_api,
 )
 from ..services.audit import action_label, event_choices, find_events
 from ..services.audit import make_filter as make_audit_filter
 from ..services.client_keys import add_key, delete_key, delete_key_url, get_key, key_url_status, list_keys, set_key_url
 from ..services.client_secrets import (
-    EXPIRY_WARNING_DAYS, LABEL_MAX, STATE_ACTIVE, add_secret, days_left, delete_secret, get_secret, list_secrets,
+    EXPIRY_WARNING_DAYS,
+    LABEL_MAX,
+    STATE_ACTIVE,
+    add_secret,
+    days_left,
+    delete_secret,
+    get_secret,
+    list_secrets,
     secret_state,
 )
 from ..services.clients import delete_client, get_client, list_clients, register_client, update_client
@@ -84,7 +115,7 @@ def security_headers(response: Response) -> Response:
 def format_time(timestamp: int | None) -> str:
     if timestamp is None:
         return "never"
-    return datetime.fromtimestamp(timestamp, tz=timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    return datetime.fromtimestamp(timestamp, tz=UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
 def audit_value(value) -> str:
@@ -144,7 +175,7 @@ def uploaded_icon() -> bytes | None:
 
 
 def see_other(endpoint: str, **values) -> Response:
-    return redirect(url_for(endpoint, **values), 303)
+    return redirect(url_for(endpoint, **values), 303)  # type: ignore[return-value]  # Flask's redirect: a Response
 
 
 def page(template: str, status: int = 200, **context):
@@ -377,7 +408,9 @@ def edit_app(client_id: str):
             flash("Your changes are saved.", "success")
             return see_other(".app_detail", client_id=client.client_id)
         client = get_client(client_id, org_id())
-    return page("app_edit.html", errors.status if errors else 200, section="apps", client=client, form=form, errors=errors)
+    return page(
+        "app_edit.html", errors.status if errors else 200, section="apps", client=client, form=form, errors=errors
+    )
 
 
 @bp.route("/apps/<client_id>/delete", methods=["GET", "POST"])
@@ -523,7 +556,7 @@ def save_app_access(client_id: str, api_id: str):
     make_default = bool(request.form.get("default"))
     grant, errors = attempt((), grant_client, client.client_id, api.api_id, request.form.getlist("scope"),
                             default=True if make_default else None, org_id=org_id(), actor=actor())
-    if errors:
+    if errors or grant is None:
         flash_errors(errors)
     else:
         scopes = grant.scope.replace(" ", ", ") or "no scopes"
@@ -717,7 +750,7 @@ def unbind_message(app_name: str, api_name: str) -> str:
 def delete_api_page(api_id: str):
     api = get_owned_api(api_id, org_id())
     message, confirmed_apps = api_deletion(api)
-    confirm = {
+    confirm: dict[str, Any] = {
         "section": "apis", "title": f"Delete the API “{api.name}”?", "message": message,
         "action": url_for(".delete_api_page", api_id=api.api_id), "button": "Delete API",
         "cancel": url_for(".api_detail", api_id=api.api_id), "fields": {"confirmed_apps": confirmed_apps},
@@ -749,7 +782,10 @@ def service_accounts():
         form = {"name": request.form.get("name", "")}
         account, errors = attempt(("name",), create_account, org_id(), form["name"], "service", actor=actor())
         if account is not None:
-            flash(f"Created service account “{account.name}”. Use {account.account_id} as the sub of its assertions.", "success")
+            flash(
+                f"Created service account “{account.name}”. Use {account.account_id} as the sub of its assertions.",
+                "success",
+            )
             return see_other(".service_accounts")
     return page(
         "accounts.html", errors.status if errors else 200, section="accounts",

@@ -13,7 +13,9 @@ from typing import Any
 from jwt.algorithms import get_default_algorithms
 
 _B64URL = re.compile(r"[A-Za-z0-9_-]*")
-_ALGORITHMS = {name: algo for name, algo in get_default_algorithms().items() if name != "none" and not name.startswith("HS")}
+_ALGORITHMS = {
+    name: algo for name, algo in get_default_algorithms().items() if name != "none" and not name.startswith("HS")
+}
 
 
 class MalformedJWS(ValueError):

@@ -72,7 +72,7 @@ def holds_private_material(text: object) -> bool:
         value = json.loads(text)
     except ValueError:
         return False
-    members = value.get("keys") if isinstance(value, dict) and isinstance(value.get("keys"), list) else [value]
+    members: list[Any] = value["keys"] if isinstance(value, dict) and isinstance(value.get("keys"), list) else [value]
     return any(isinstance(jwk, dict) and any(m in jwk for m in PRIVATE_JWK_MEMBERS) for jwk in members)
 
 
@@ -102,7 +102,11 @@ def _parse_jwk(text: str) -> tuple[Any, str | None, str | None]:
         raise InvalidInput("The JWK \"kid\" must be a string.")
     if alg is not None and alg not in ASSERTION_ALGS:
         raise InvalidInput(f"The JWK \"alg\" must be one of {', '.join(ASSERTION_ALGS)}.")
-    loaders: dict[str, type[RSAAlgorithm | ECAlgorithm | OKPAlgorithm]] = {"RSA": RSAAlgorithm, "EC": ECAlgorithm, "OKP": OKPAlgorithm}
+    loaders: dict[str, type[RSAAlgorithm | ECAlgorithm | OKPAlgorithm]] = {
+        "RSA": RSAAlgorithm,
+        "EC": ECAlgorithm,
+        "OKP": OKPAlgorithm,
+    }
     loader = loaders.get(jwk["kty"])
     if loader is None:
         raise InvalidInput("Unsupported JWK \"kty\": use RSA, EC or OKP (Ed25519).")
@@ -160,7 +164,11 @@ def parse_public_key(text: str | bytes, kid: str | None = None) -> ParsedPublicK
 def load_public_jwk(jwk_json: str) -> ParsedPublicKey:
     """Load a JWK this server stored itself (already validated)."""
     jwk = json.loads(jwk_json)
-    loaders: dict[str, type[RSAAlgorithm | ECAlgorithm | OKPAlgorithm]] = {"RSA": RSAAlgorithm, "EC": ECAlgorithm, "OKP": OKPAlgorithm}
+    loaders: dict[str, type[RSAAlgorithm | ECAlgorithm | OKPAlgorithm]] = {
+        "RSA": RSAAlgorithm,
+        "EC": ECAlgorithm,
+        "OKP": OKPAlgorithm,
+    }
     loader = loaders[jwk["kty"]]
     key = loader.from_jwk(jwk)
     kty, label, algs, _ = describe_public_key(key)

@@ -9,7 +9,24 @@ from .token import AccessToken, UsedAssertion
 from .trusted_issuer import TrustedIssuer, TrustedIssuerClient, TrustedIssuerRule
 
 __all__ = [
-    "ACCOUNT_KINDS", "AccessToken", "Account", "Api", "ApiClient", "ApiOrgAccess", "ApiScope", "ClientGrant", "AuditEvent", "Client", "ClientKey",
-    "ClientSecret", "ConsoleSession", "Organization", "RateLimitCounter", "SigningKey", "UsedAssertion",
-    "TrustedIssuer", "TrustedIssuerClient", "TrustedIssuerRule",
+    "ACCOUNT_KINDS",
+    "AccessToken",
+    "Account",
+    "Api",
+    "ApiClient",
+    "ApiOrgAccess",
+    "ApiScope",
+    "ClientGrant",
+    "AuditEvent",
+    "Client",
+    "ClientKey",
+    "ClientSecret",
+    "ConsoleSession",
+    "Organization",
+    "RateLimitCounter",
+    "SigningKey",
+    "UsedAssertion",
+    "TrustedIssuer",
+    "TrustedIssuerClient",
+    "TrustedIssuerRule",
 ]

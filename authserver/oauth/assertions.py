@@ -7,8 +7,8 @@ from __future__ import annotations
 import logging
 import math
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from .. import clock, token_store
 from ..config import Settings
@@ -175,7 +175,8 @@ def parse_assertion(assertion: str, settings: Settings, rules: AssertionRules = 
         raise rules.error(f"The {p} is not a well-formed signed JWT (JWS compact serialization).") from None
     if jws.header.get("alg") not in ASSERTION_ALGS:
         raise rules.error(
-            f"The {p}'s alg is not accepted: use an asymmetric algorithm (RS*, PS*, ES*, EdDSA); none and HS* are refused."
+            f"The {p}'s alg is not accepted: use an asymmetric algorithm (RS*, PS*, ES*, EdDSA); "
+            "none and HS* are refused."
         )
     if "crit" in jws.header:
         raise rules.error(f"The {p} carries critical header parameters (crit) this server does not understand.")

@@ -11,14 +11,28 @@ from authlib.oauth2.rfc6749.authenticate_client import ClientAuthentication
 
 from .. import clock, token_store
 from ..services.client_secrets import (
-    REFUSED_EXPIRED, REFUSED_LEAKED, REFUSED_MALFORMED, AuthenticatedSecret, SecretRefusal, authenticate_client_secret,
+    REFUSED_EXPIRED,
+    REFUSED_LEAKED,
+    REFUSED_MALFORMED,
+    AuthenticatedSecret,
+    SecretRefusal,
+    authenticate_client_secret,
 )
 from ..services.token_issuance import ClientAssertionReplayed, ReplayCacheUnavailable
 from .assertions import AssertionRules, ClientKeySet, VerifiedAssertion, parse_assertion, verify_assertion
 from .constants import (
-    AUTH_CLIENT_SECRET_BASIC, AUTH_CLIENT_SECRET_POST, AUTH_PRIVATE_KEY_JWT, CLIENT_ASSERTION_TYPE_JWT_BEARER,
-    CLIENT_AUTH_METHODS, GRANT_TYPE_JWT_BEARER, HEADER_AUTHORIZATION, PARAM_CLIENT_ASSERTION, PARAM_CLIENT_ASSERTION_TYPE,
-    PATH_INTROSPECT, PATH_REVOKE, PATH_TOKEN,
+    AUTH_CLIENT_SECRET_BASIC,
+    AUTH_CLIENT_SECRET_POST,
+    AUTH_PRIVATE_KEY_JWT,
+    CLIENT_ASSERTION_TYPE_JWT_BEARER,
+    CLIENT_AUTH_METHODS,
+    GRANT_TYPE_JWT_BEARER,
+    HEADER_AUTHORIZATION,
+    PARAM_CLIENT_ASSERTION,
+    PARAM_CLIENT_ASSERTION_TYPE,
+    PATH_INTROSPECT,
+    PATH_REVOKE,
+    PATH_TOKEN,
 )
 from .errors import InvalidClientError, InvalidRequestError, SlowDownError, TemporarilyUnavailableError
 
@@ -82,7 +96,9 @@ def _parse_basic(header: str) -> tuple[str, str]:
     try:
         decoded = base64.b64decode(encoded.strip(), validate=True).decode("utf-8")
     except (binascii.Error, UnicodeDecodeError, ValueError):
-        raise InvalidClientError("The Basic authorization header is not valid base64 of client_id:client_secret.", basic_used=True) from None
+        raise InvalidClientError(
+            "The Basic authorization header is not valid base64 of client_id:client_secret.", basic_used=True
+        ) from None
     client_id, sep, secret = decoded.partition(":")
     if not sep or not client_id or not secret:
         raise InvalidClientError("The Basic authorization header must carry client_id:client_secret.", basic_used=True)
@@ -104,7 +120,9 @@ def counted_failure(runtime, request) -> SlowDownError | None:
         decisions.append(limiter.hit("authfail:client:" + client_id[:64], settings.rate_limit_auth_failures_per_client))
     refused = [d for d in decisions if not d.allowed]
     if refused:
-        return SlowDownError("Too many failed client authentications; retry later.", max(d.retry_after for d in refused))
+        return SlowDownError(
+            "Too many failed client authentications; retry later.", max(d.retry_after for d in refused)
+        )
     return None
 
 
@@ -120,8 +138,11 @@ ENDPOINT_LABELS = {"token": "token endpoint URL", "introspection": "introspectio
 def client_assertion_rules(endpoint: str) -> AssertionRules:
     """RFC 7523 §3 as it applies to a client assertion at one endpoint: aud is the issuer or that endpoint's URL."""
     return AssertionRules(
-        parameter=PARAM_CLIENT_ASSERTION, endpoint_path=ENDPOINT_PATHS[endpoint], endpoint_label=ENDPOINT_LABELS[endpoint],
-        error=InvalidClientError, key_failure=CLIENT_ASSERTION_KEY_FAILURE,
+        parameter=PARAM_CLIENT_ASSERTION,
+        endpoint_path=ENDPOINT_PATHS[endpoint],
+        endpoint_label=ENDPOINT_LABELS[endpoint],
+        error=InvalidClientError,
+        key_failure=CLIENT_ASSERTION_KEY_FAILURE,
     )
 
 
@@ -164,7 +185,9 @@ class SecretClientAuthentication(ClientAuthentication):
         if basic:
             client_id, secret = _parse_basic(header)
             if post_secret is not None or (post_id is not None and post_id != client_id):
-                raise InvalidRequestError("Use exactly one client authentication method: Basic or form parameters, not both.")
+                raise InvalidRequestError(
+                    "Use exactly one client authentication method: Basic or form parameters, not both."
+                )
             method = AUTH_CLIENT_SECRET_BASIC
         elif post_id is not None or post_secret is not None:
             if not post_id:
@@ -177,7 +200,9 @@ class SecretClientAuthentication(ClientAuthentication):
             client_id, secret, method = post_id, post_secret, AUTH_CLIENT_SECRET_POST
         else:
             raise InvalidClientError(
-                "Client authentication is required: use HTTP Basic (client_secret_basic), client_id and client_secret in the form (client_secret_post), or a client_assertion signed by the client's key (private_key_jwt)."
+                "Client authentication is required: use HTTP Basic (client_secret_basic), client_id and "
+                "client_secret in the form (client_secret_post), or a client_assertion signed by the client's key "
+                "(private_key_jwt)."
             )
         request.attempted_client_id = client_id
         if method not in methods:
@@ -195,9 +220,13 @@ class SecretClientAuthentication(ClientAuthentication):
             raise InvalidRequestError(f"client_assertion_type is missing: send {CLIENT_ASSERTION_TYPE_JWT_BEARER} "
                                       "with the client_assertion.")
         if not client_assertion:
-            raise InvalidRequestError("client_assertion is missing: send the signed JWT with the client_assertion_type.")
+            raise InvalidRequestError(
+                "client_assertion is missing: send the signed JWT with the client_assertion_type."
+            )
         if assertion_type != CLIENT_ASSERTION_TYPE_JWT_BEARER:
-            raise InvalidClientError(f"The client_assertion_type is not supported: use {CLIENT_ASSERTION_TYPE_JWT_BEARER}.")
+            raise InvalidClientError(
+                f"The client_assertion_type is not supported: use {CLIENT_ASSERTION_TYPE_JWT_BEARER}."
+            )
         runtime = self.runtime
         rules = client_assertion_rules(endpoint)
         jws = parse_assertion(client_assertion, runtime.settings, rules)
@@ -224,5 +253,7 @@ class SecretClientAuthentication(ClientAuthentication):
         except ClientAssertionReplayed:
             raise InvalidClientError(CLIENT_ASSERTION_REPLAYED) from None
         except ReplayCacheUnavailable:
-            raise TemporarilyUnavailableError(description="The replay cache is unreachable; try again shortly.") from None
+            raise TemporarilyUnavailableError(
+                description="The replay cache is unreachable; try again shortly."
+            ) from None
         return AuthenticatedClient(record, AUTH_PRIVATE_KEY_JWT)

@@ -1,6 +1,7 @@
 """RFC 6749 §5.2 errors as Authlib renders them, with a few adjustments (every error has a description)."""
 from __future__ import annotations
 
+from authlib.oauth2.base import OAuth2Error
 from authlib.oauth2.rfc6749 import errors as authlib_errors
 from authlib.oauth2.rfc6749.errors import (  # noqa: F401  (re-exported: one place to import errors from)
     InsecureTransportError,
@@ -10,7 +11,6 @@ from authlib.oauth2.rfc6749.errors import (  # noqa: F401  (re-exported: one pla
     UnauthorizedClientError,
     UnsupportedGrantTypeError,
 )
-from authlib.oauth2.base import OAuth2Error
 
 
 class InvalidClientError(authlib_errors.InvalidClientError):

@@ -12,18 +12,28 @@ from flask import g
 from ..services.apis import is_valid_identifier
 from ..services.common import parse_scope_parameter
 from ..services.token_issuance import (
-    AssertionReplayed, ClientAssertionReplayed, DeadlinePassed, ReplayCacheUnavailable, TokenOrder, TokenRateLimited,
+    AssertionReplayed,
+    ClientAssertionReplayed,
+    DeadlinePassed,
+    ReplayCacheUnavailable,
+    TokenOrder,
+    TokenRateLimited,
     is_active_subject,
 )
 from .access import ApiAccess, ClientAccess
 from .assertions import parse_assertion, verify_assertion
 from .client_auth import CLIENT_ASSERTION_REPLAYED, counted_failure
 from .constants import CLIENT_AUTH_METHODS, PARAM_RESOURCE, PARAM_SCOPE, TOKEN_TYPE_BEARER
-from .federation import MAPPED_ACCOUNT_INACTIVE, FederatedAssertion, names_external_issuer, rule_resource, rule_scope
 from .errors import (
-    InvalidClientError, InvalidGrantError, InvalidRequestError, InvalidScopeError, InvalidTargetError, SlowDownError,
+    InvalidClientError,
+    InvalidGrantError,
+    InvalidRequestError,
+    InvalidScopeError,
+    InvalidTargetError,
+    SlowDownError,
     TemporarilyUnavailableError,
 )
+from .federation import MAPPED_ACCOUNT_INACTIVE, FederatedAssertion, names_external_issuer, rule_resource, rule_scope
 
 REPLAYED = "The assertion was already used: each jti is accepted once."
 
@@ -51,7 +61,9 @@ class ConfidentialJWTBearerGrant(JWTBearerGrant):
             keys = runtime.client_keys.keys_for(client.client_id, client.keys_version)
             verified = verify_assertion(jws, client.client_id, keys, runtime.settings)
             if not is_active_subject(client.org_id, verified.subject):
-                raise InvalidGrantError(description="The assertion's sub is not an active account of the client's organization.")
+                raise InvalidGrantError(
+                    description="The assertion's sub is not an active account of the client's organization."
+                )
         access = runtime.client_access.access_for(client.client_id, client.org_id, client.access_version)
         resource, scope = form.get(PARAM_RESOURCE), form.get(PARAM_SCOPE)
         if federated is not None:
@@ -122,21 +134,29 @@ class ConfidentialJWTBearerGrant(JWTBearerGrant):
                 raise slow_down from None
             description = CLIENT_ASSERTION_REPLAYED
             if exc.in_progress_for:
-                description += (" It is in use by another request that has not finished; if that request failed, "
-                                f"it can be sent again in {exc.in_progress_for} s.")
+                description += (
+                    " It is in use by another request that has not finished; if that request failed, "
+                    f"it can be sent again in {exc.in_progress_for} s."
+                )
             raise InvalidClientError(description) from None
         except AssertionReplayed as exc:
             if exc.in_progress_for:
-                raise InvalidGrantError(description=(
-                    "The assertion is in use by another request that has not finished; each jti is accepted "
-                    f"once. If that request failed, this assertion can be sent again in {exc.in_progress_for} s.")) from None
+                raise InvalidGrantError(
+                    description=(
+                        "The assertion is in use by another request that has not finished; each jti is accepted "
+                        f"once. If that request failed, this assertion can be sent again in {exc.in_progress_for} s."
+                    )
+                ) from None
             raise InvalidGrantError(description=REPLAYED) from None
         except ReplayCacheUnavailable:
-            raise TemporarilyUnavailableError(description="The replay cache is unreachable; try again shortly.") from None
+            raise TemporarilyUnavailableError(
+                description="The replay cache is unreachable; try again shortly."
+            ) from None
         except DeadlinePassed:
             # The client has most likely given up (a slow or hung database): nothing was stored.
             raise TemporarilyUnavailableError(
-                description="The request took too long and was rolled back; send it again.") from None
+                description="The request took too long and was rolled back; send it again."
+            ) from None
         runtime.metrics.token_issued(client.auth_method)
         body = {
             "access_token": issued.access_token,

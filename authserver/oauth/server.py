@@ -1,21 +1,20 @@
 """Authlib's AuthorizationServer, wired to authserver's stores and strict request handling."""
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from dataclasses import dataclass
 from functools import cached_property, lru_cache
 from typing import Any
 
-from authlib.integrations.flask_oauth2 import AuthorizationServer
 from authlib.common.security import is_secure_transport
+from authlib.integrations.flask_oauth2 import AuthorizationServer
 from authlib.oauth2.rfc6749 import OAuth2Payload, OAuth2Request
-import json
-
 from flask import Response
 from flask import request as flask_request
 
-from ..config import Settings
 from ..access_tokens import KeyRing
+from ..config import Settings
 from .access import ClientAccessCache
 from .assertions import ClientKeyCache
 from .client_auth import SecretClientAuthentication

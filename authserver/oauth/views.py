@@ -7,17 +7,30 @@ from authlib.consts import default_json_headers
 from flask import Blueprint, Response, current_app, json, request
 from werkzeug.exceptions import MethodNotAllowed
 
+from ..crypto.keys import ASSERTION_ALGS
 from ..services.apis import open_platform_scopes
 from ..services.client_secrets import LEAK_REPORTER, MAX_LEAK_REPORT_SECRETS, MAX_SECRET_LENGTH, report_leaked_secrets
 from ..services.common import Actor
-from ..crypto.keys import ASSERTION_ALGS
 from ..services.signing_keys import jwks
 from .constants import (
-    CLIENT_AUTH_METHODS, FORM_CONTENT_TYPE, GRANT_TYPE_JWT_BEARER, JSON_CONTENT_TYPE, PARAM_RESOURCE, PATH_INTROSPECT,
-    PATH_JWKS, PATH_METADATA, PATH_REVOKE, PATH_SECRET_LEAK, PATH_TOKEN,
+    CLIENT_AUTH_METHODS,
+    FORM_CONTENT_TYPE,
+    GRANT_TYPE_JWT_BEARER,
+    JSON_CONTENT_TYPE,
+    PARAM_RESOURCE,
+    PATH_INTROSPECT,
+    PATH_JWKS,
+    PATH_METADATA,
+    PATH_REVOKE,
+    PATH_SECRET_LEAK,
+    PATH_TOKEN,
 )
 from .errors import (
-    InsecureTransportError, InvalidRequestError, InvalidTargetError, RequestTooLargeError, SlowDownError,
+    InsecureTransportError,
+    InvalidRequestError,
+    InvalidTargetError,
+    RequestTooLargeError,
+    SlowDownError,
 )
 from .server import secure_transport
 
@@ -88,7 +101,9 @@ def _leak_report_entries() -> list[str]:
     """{"secrets": ["...", ...]}: one to MAX_LEAK_REPORT_SECRETS strings; anything else is a 400
     (RFC 6749 §5.2 descriptions allow no double quote, so the messages name the member without them)."""
     if request.mimetype != JSON_CONTENT_TYPE:
-        raise InvalidRequestError("The request body must be application/json: an object with a secrets array of strings.")
+        raise InvalidRequestError(
+            "The request body must be application/json: an object with a secrets array of strings."
+        )
     limit = _server().runtime.settings.oauth_max_body_bytes
     raw = request.get_data(cache=True)  # read within max_content_length (set before the view)
     if len(raw) > limit:

@@ -71,7 +71,9 @@ def create_account(
     password_hash = None
     if kind == "service":
         if email or password or is_admin:
-            raise InvalidInput("A service account has no email, password or admin role: it cannot log in.", field="kind")
+            raise InvalidInput(
+                "A service account has no email, password or admin role: it cannot log in.", field="kind"
+            )
     else:
         email = _clean_email(email)
         # Unique within the organization only: an address another organization uses is never refused or told.
@@ -96,7 +98,9 @@ def create_account(
     except IntegrityError:  # the same email registered in this organization at the same instant
         db.session.rollback()
         raise Conflict(EMAIL_TAKEN, field="email") from None
-    record_event(actor, org_id, "account.created", "account", account.account_id, kind=kind, name=name, admin=bool(is_admin))
+    record_event(
+        actor, org_id, "account.created", "account", account.account_id, kind=kind, name=name, admin=bool(is_admin)
+    )
     return account
 
 
@@ -119,7 +123,7 @@ def _active_admin_count(org_id: str) -> int:
     # same moment are counted one after the other and never leave the organization without an admin.
     db.session.execute(select(Organization.org_id).where(Organization.org_id == org_id).with_for_update())
     return db.session.scalar(select(func.count()).select_from(Account).where(
-        Account.org_id == org_id, Account.kind == "user", Account.is_admin, Account.disabled_at.is_(None)))
+        Account.org_id == org_id, Account.kind == "user", Account.is_admin, Account.disabled_at.is_(None))) or 0
 
 
 def _refuse_the_last_admin(account: Account) -> None:
@@ -237,8 +241,9 @@ def authenticate_user(email: object, password: object) -> Account | None:
         return None
     candidates = [a for a in _accounts_with_email(email) if a.password_hash]
     matches = []
-    for account in candidates or [None]:
-        stored = account.password_hash if account is not None else _DUMMY_HASH
+    tries: list[Account | None] = list(candidates) or [None]
+    for account in tries:
+        stored = account.password_hash if account is not None and account.password_hash else _DUMMY_HASH
         try:
             _password_hasher.verify(stored, password)
         except (VerificationError, InvalidHashError):

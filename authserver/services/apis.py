@@ -20,7 +20,14 @@ from ..models import AccessToken, Api, ApiClient, ApiOrgAccess, ApiScope, Client
 from .audit import record_event
 from .clients import get_client
 from .common import (
-    CLI_ACTOR, SCOPE_TOKEN_MAX, Actor, clean_name, clean_scope_token, current_settings, is_identifier, new_id,
+    CLI_ACTOR,
+    SCOPE_TOKEN_MAX,
+    Actor,
+    clean_name,
+    clean_scope_token,
+    current_settings,
+    is_identifier,
+    new_id,
     transactional,
 )
 from .organizations import get_organization
@@ -457,7 +464,9 @@ def grant_client(client_id: object, api_reference: object, scope: object = None,
         raise InvalidInput("The client's organization cannot use this API.", field="api")
     scope_text = _grant_scope(api, scope)
     now = clock.now()
-    grants = {g.api_id: g for g in db.session.scalars(select(ClientGrant).where(ClientGrant.client_id == client.client_id))}
+    grants = {
+        g.api_id: g for g in db.session.scalars(select(ClientGrant).where(ClientGrant.client_id == client.client_id))
+    }
     existing = grants.get(api.api_id)
     created = existing is None
     if existing is None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 
 from sqlalchemy import exists, or_, select
 
@@ -115,7 +115,7 @@ def parse_time_bound(value: object, field: str, *, end_of_day: bool = False) -> 
                 raise InvalidInput("The time needs a time zone (Z for UTC, or an offset such as +02:00).",
                                    field=field) from None
             return int(moment.timestamp())
-        start = int(datetime(day.year, day.month, day.day, tzinfo=timezone.utc).timestamp())
+        start = int(datetime(day.year, day.month, day.day, tzinfo=UTC).timestamp())
         return start + 86399 if end_of_day else start
     except (ValueError, OverflowError):
         raise InvalidInput(f"The time must be {DATE_FORMAT}.", field=field) from None

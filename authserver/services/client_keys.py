@@ -33,7 +33,9 @@ def add_key(client_id: str, key_text: str | bytes, kid: str | None = None, org_i
             actor: Actor = CLI_ACTOR) -> ClientKey:
     client = get_client(client_id, org_id)
     parsed = parse_public_key(key_text, kid=kid)
-    existing = db.session.scalar(select(func.count()).select_from(ClientKey).where(ClientKey.client_id == client.client_id))
+    existing = db.session.scalar(
+        select(func.count()).select_from(ClientKey).where(ClientKey.client_id == client.client_id)
+    )
     if (existing or 0) >= MAX_KEYS_PER_CLIENT:
         raise Conflict(f"A client may have at most {MAX_KEYS_PER_CLIENT} keys; delete an unused one first.")
     if db.session.scalar(select(ClientKey).where(ClientKey.client_id == client.client_id, ClientKey.kid == parsed.kid)):
@@ -53,7 +55,15 @@ def add_key(client_id: str, key_text: str | bytes, kid: str | None = None, org_i
         db.session.rollback()
         raise Conflict(f"This client already has a key with kid {parsed.kid!r}.", field="kid") from None
     bump_keys_version(client.client_id)
-    record_event(actor, client.org_id, "key.created", "client_key", parsed.kid, client_id=client.client_id, key_type=parsed.key_type)
+    record_event(
+        actor,
+        client.org_id,
+        "key.created",
+        "client_key",
+        parsed.kid,
+        client_id=client.client_id,
+        key_type=parsed.key_type,
+    )
     return row
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 
 from sqlalchemy import func, select, update
 
@@ -25,7 +25,7 @@ from ..extensions import db
 from ..models import Client, ClientSecret
 from .audit import record_event
 from .clients import get_client
-from .common import CLI_ACTOR, Actor, current_settings, is_identifier, transactional
+from .common import CLI_ACTOR, Actor, affected_rows, current_settings, is_identifier, transactional
 
 MAX_SECRETS_PER_CLIENT = 20
 DAY = 86400
@@ -91,7 +91,7 @@ def parse_expiry_time(value: object) -> int:
     try:
         try:
             day = date.fromisoformat(text)
-            moment = datetime(day.year, day.month, day.day, tzinfo=timezone.utc)
+            moment = datetime(day.year, day.month, day.day, tzinfo=UTC)
         except ValueError:
             moment = datetime.fromisoformat(text)
         if moment.tzinfo is None or moment.utcoffset() is None:
@@ -206,16 +206,16 @@ def note_expiring_secrets(now: int | None = None) -> list[str]:
         .order_by(ClientSecret.expires_at, ClientSecret.secret_id)
     ).all()
     noticed = []
-    for secret_id, client_id, expires_at, label, org in rows:
-        marked = db.session.execute(
+    for secret_id, client_id, expires_at, label, org in rows:  # _expiring: expires_at is set
+        marked = affected_rows(
             update(ClientSecret)
             .where(ClientSecret.secret_id == secret_id, ClientSecret.expiry_noticed_at.is_(None))
             .values(expiry_noticed_at=now)
             .execution_options(synchronize_session=False)
-        ).rowcount
+        )
         if marked:
             record_event(EXPIRY_NOTIFIER, org, EXPIRING_EVENT, "client_secret", secret_id, client_id=client_id,
-                         expires_at=clock.isoformat(expires_at), days_left=-(-(expires_at - now) // DAY),
+                         expires_at=clock.isoformat(expires_at), days_left=-(-(int(expires_at or now) - now) // DAY),
                          label=label)
             noticed.append(secret_id)
     return noticed
@@ -355,12 +355,12 @@ def _mark_leaked(reported: list[str], reporter: Actor) -> list[tuple[str, str]]:
         if not secret_hash_matches(by_hash[stored_hash], stored_hash, pepper):
             continue
         # Only the first report of a secret marks it and is audited (two reports may race).
-        marked = db.session.execute(
+        marked = affected_rows(
             update(ClientSecret)
             .where(ClientSecret.secret_id == secret_id, ClientSecret.leaked_at.is_(None))
             .values(leaked_at=now)
             .execution_options(synchronize_session=False)
-        ).rowcount
+        )
         if marked:
             record_event(reporter, org, "secret.leaked", "client_secret", secret_id, client_id=client_id)
             disabled.append((secret_id, client_id))

@@ -79,7 +79,9 @@ def get_client(client_id: object, org_id: str | None = None) -> Client:
 
 
 def list_clients(org_id: str) -> list[Client]:
-    return list(db.session.scalars(select(Client).where(Client.org_id == org_id).order_by(Client.created_at, Client.client_id)))
+    return list(
+        db.session.scalars(select(Client).where(Client.org_id == org_id).order_by(Client.created_at, Client.client_id))
+    )
 
 
 _UNSET = object()

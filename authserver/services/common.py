@@ -5,6 +5,9 @@ import functools
 import re
 import secrets
 from dataclasses import dataclass
+from typing import Any, TypeGuard, cast
+
+from sqlalchemy import CursorResult, Executable
 
 from ..config import current_settings  # noqa: F401  (the services' one way to the settings)
 from ..errors import InvalidInput
@@ -14,6 +17,11 @@ NAME_MAX = 100
 DESCRIPTION_MAX = 1000
 # RFC 6749 §3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E )
 SCOPE_TOKEN = re.compile(r"^[\x21\x23-\x5b\x5d-\x7e]+$")
+
+
+def affected_rows(statement: Executable) -> int:
+    """Run an UPDATE or DELETE in the session's transaction: how many rows it changed."""
+    return cast("CursorResult[Any]", db.session.execute(statement)).rowcount or 0
 
 
 @dataclass(frozen=True)
@@ -43,7 +51,7 @@ def transactional(func):
     return wrapper
 
 
-def is_identifier(value: object, max_length: int = 128) -> bool:
+def is_identifier(value: object, max_length: int = 128) -> TypeGuard[str]:
     """Whether a value can name a stored object at all: printable text of bounded length. Anything
     else is simply not found (PostgreSQL refuses NUL in text, so it must never reach a query)."""
     return isinstance(value, str) and 0 < len(value) <= max_length and value.isprintable()

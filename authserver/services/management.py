@@ -35,7 +35,7 @@ def resolve_token_caller(token: str) -> Caller:
     settings = current_settings()
     claims = decode_access_token(token, _oauth_keyring(), settings.issuer)
     record = active_token_record(claims) if claims is not None else None
-    if record is None or record.account_id != claims.get("sub"):
+    if claims is None or record is None or record.account_id != claims.get("sub"):
         raise InvalidToken("The access token is invalid, expired or revoked.")
     audience = management_identifier()
     if record.audience != audience or claims.get("aud") != audience:

@@ -18,7 +18,7 @@ from .. import clock
 from ..extensions import db
 from ..models import Account, ConsoleSession
 from .audit import record_event
-from .common import Actor, current_settings, is_identifier, transactional
+from .common import Actor, affected_rows, current_settings, is_identifier, transactional
 
 # The key of Flask's signed cookie under which the console keeps the session id, and nothing else
 # that identifies the admin (the management API reads the same key).
@@ -156,8 +156,8 @@ def end_session(session_id: object, ip_address: object = None) -> bool:
     if row is None:
         return False
     account_id, org_id = row.account_id, row.org_id
-    deleted = db.session.execute(delete(ConsoleSession).where(ConsoleSession.session_hash == row.session_hash)
-                                 .execution_options(synchronize_session="fetch")).rowcount
+    deleted = affected_rows(delete(ConsoleSession).where(ConsoleSession.session_hash == row.session_hash)
+                                 .execution_options(synchronize_session="fetch"))
     if not deleted:  # signed out elsewhere meanwhile
         return False
     record_event(Actor(account_id, _clean_address(ip_address)), org_id, "console.signed_out", "account", account_id)
@@ -170,7 +170,7 @@ def end_all_for_account(account_id: str, *, keep_hash: str | None = None) -> int
     query = delete(ConsoleSession).where(ConsoleSession.account_id == account_id)
     if keep_hash is not None:
         query = query.where(ConsoleSession.session_hash != keep_hash)
-    return db.session.execute(query.execution_options(synchronize_session="fetch")).rowcount or 0
+    return affected_rows(query.execution_options(synchronize_session="fetch"))
 
 
 @transactional
@@ -197,7 +197,6 @@ def list_sessions(account_id: str) -> list[ConsoleSession]:
 def purge_expired_sessions() -> int:
     """Delete the sessions past their absolute lifetime or their idle timeout: how many went."""
     now = clock.now()
-    result = db.session.execute(delete(ConsoleSession).where(or_(
+    return affected_rows(delete(ConsoleSession).where(or_(
         ConsoleSession.expires_at <= now, ConsoleSession.last_seen_at <= now - idle_seconds(),
     )).execution_options(synchronize_session=False))
-    return result.rowcount or 0

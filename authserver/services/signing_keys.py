@@ -22,7 +22,7 @@ from ..errors import Conflict, NotFound
 from ..extensions import db
 from ..models import SigningKey
 from .audit import record_event
-from .common import CLI_ACTOR, Actor, current_settings, is_identifier, transactional
+from .common import CLI_ACTOR, Actor, affected_rows, current_settings, is_identifier, transactional
 
 PENDING, SIGNING, RETIRED, EXPIRED, WITHDRAWN = "pending", "signing", "retired", "expired", "withdrawn"
 
@@ -41,7 +41,9 @@ def rotate_signing_key(alg: str | None = None, actor: Actor = CLI_ACTOR, *, now:
     activates = created if (now or not has_keys) else created + settings.signing_key_activation_delay
     db.session.execute(
         update(SigningKey)
-        .where(SigningKey.withdrawn_at.is_(None), or_(SigningKey.retired_at.is_(None), SigningKey.retired_at > activates))
+        .where(
+            SigningKey.withdrawn_at.is_(None), or_(SigningKey.retired_at.is_(None), SigningKey.retired_at > activates)
+        )
         .values(retired_at=activates)
     )
     row = SigningKey(
@@ -78,9 +80,9 @@ def withdraw_signing_key(kid: str, actor: Actor = CLI_ACTOR) -> SigningKey:
         raise Conflict(f"Signing key {kid} signs tokens (or is due to sign them): run "
                        "'authserver signing-key rotate --now' first, then withdraw it.")
     # Conditional, so a concurrent withdrawal of the same key records one event.
-    done = db.session.execute(
+    done = affected_rows(
         update(SigningKey).where(SigningKey.kid == kid, SigningKey.withdrawn_at.is_(None)).values(withdrawn_at=at)
-    ).rowcount
+    )
     if not done:
         raise Conflict(f"Signing key {kid} was already withdrawn.")
     record_event(actor, None, "signing_key.withdrawn", "signing_key", kid, alg=key.alg, retired_at=key.retired_at)

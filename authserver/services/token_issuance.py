@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import hashlib
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from .. import store, token_store
 from ..access_tokens import IssuedToken, mint_access_token
@@ -109,11 +109,12 @@ class TokenIssuance:
             audience=order.audience, scope=order.scope, sign=self._sign,
         )
         jti_expires = order.assertion_expires_at + settings.clock_skew
-        used = []  # (replay scope, replay key, kept until) of each jti this token uses up
+        used: list[tuple[str, str, int]] = []  # (replay scope, replay key, kept until) of each jti used up
         if order.client_assertion_jti is not None:
             used.append((order.client_id, client_assertion_replay_key(order.client_assertion_jti),
                          order.client_assertion_expires_at + settings.clock_skew))
         if order.issuer_id is None:
+            assert order.jti is not None  # the client's own assertions always carry one (checked by the grant)
             used.append((order.client_id, order.jti, jti_expires))
         elif order.jti is not None:
             used.append((order.issuer_id, trusted_issuer_replay_key(order.jti), jti_expires))

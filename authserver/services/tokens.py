@@ -7,7 +7,7 @@ from sqlalchemy import delete, select, text
 from .. import clock, store, token_store
 from ..extensions import db
 from ..models import AccessToken, UsedAssertion
-from .common import current_settings
+from .common import affected_rows, current_settings
 
 
 def find_token_record(jti: str, kid: str | None = None) -> token_store.TokenRecord | None:
@@ -62,7 +62,8 @@ class PurgeLeader:
         try:
             if self._conn is not None:
                 self._conn.execute(text("SELECT 1")).scalar()
-                self._conn.commit()  # never left idle in a transaction (the lock is the session's, not the transaction's)
+                # never left idle in a transaction (the lock is the session's, not the transaction's)
+                self._conn.commit()
                 return True
             conn = db.engine.connect()
             if conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": PURGE_LOCK_KEY}).scalar():
@@ -91,13 +92,17 @@ def purge_expired(batch: int = 10000) -> dict:
     purged_tokens = 0
     while True:
         doomed = select(AccessToken.jti).where(AccessToken.expires_at < cutoff).limit(batch).scalar_subquery()
-        count = db.session.execute(delete(AccessToken).where(AccessToken.jti.in_(doomed))).rowcount or 0
+        count = affected_rows(delete(AccessToken).where(AccessToken.jti.in_(doomed)))
         db.session.commit()
         purged_tokens += count
         if count < batch:
             break
-    purged_jtis = db.session.execute(delete(UsedAssertion).where(UsedAssertion.expires_at < cutoff)).rowcount or 0
+    purged_jtis = affected_rows(delete(UsedAssertion).where(UsedAssertion.expires_at < cutoff))
     db.session.commit()
     from .sessions import purge_expired_sessions  # console sessions past their lifetime or idle timeout
 
-    return {"access_tokens": purged_tokens, "used_assertions": purged_jtis, "console_sessions": purge_expired_sessions()}
+    return {
+        "access_tokens": purged_tokens,
+        "used_assertions": purged_jtis,
+        "console_sessions": purge_expired_sessions(),
+    }

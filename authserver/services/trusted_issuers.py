@@ -223,7 +223,7 @@ def add_issuer(org_id: str, issuer_url: object, audience: object, jwks_uri: obje
         raise Conflict(f"This organization already trusts the issuer {url} ({existing.issuer_id}).",
                        field="issuer_url")
     count = db.session.scalar(select(func.count()).select_from(TrustedIssuer).where(TrustedIssuer.org_id == org.org_id))
-    if count >= MAX_ISSUERS_PER_ORG:
+    if (count or 0) >= MAX_ISSUERS_PER_ORG:
         raise Conflict(f"An organization may trust at most {MAX_ISSUERS_PER_ORG} issuers; delete an unused one first.")
     details: dict = {"issuer_url": url, "audience": aud}
     pasted = None
@@ -274,7 +274,7 @@ def keys_status(issuer: TrustedIssuer) -> IssuerKeysStatus:
     from ..keyfetch import KeyFetchError
 
     source = key_source(issuer)
-    if source == KEYS_PASTED:
+    if source == KEYS_PASTED and issuer.jwks is not None:
         kids = tuple(sorted(key.get("kid", "") for key in json.loads(issuer.jwks)["keys"]))
         return IssuerKeysStatus(source, None, kids, None, None)
     fetcher = key_fetcher()
@@ -332,7 +332,7 @@ def add_rule(issuer_id: str, account_id: str, claims: object, scope: object = No
                              .where(TrustedIssuerRule.issuer_id == issuer.issuer_id))
     count = db.session.scalar(select(func.count()).select_from(TrustedIssuerRule)
                               .where(TrustedIssuerRule.issuer_id == issuer.issuer_id))
-    if count >= MAX_RULES_PER_ISSUER:
+    if (count or 0) >= MAX_RULES_PER_ISSUER:
         raise Conflict(f"An issuer has at most {MAX_RULES_PER_ISSUER} rules; delete an unused one first.")
     rule = TrustedIssuerRule(rule_id=new_id("rule_"), issuer_id=issuer.issuer_id, position=(last or 0) + 1,
                              account_id=account.account_id, claims=json.dumps(conditions, sort_keys=True),

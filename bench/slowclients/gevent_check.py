@@ -105,7 +105,7 @@ def replay_checks(url: str, setup, auth: str) -> dict:
         results: list = []
         barrier = threading.Barrier(8)
 
-        def go():
+        def go(barrier=barrier, results=results, a=a):
             barrier.wait()
             results.append(post(a))
 
@@ -141,7 +141,7 @@ def check_backend(name: str, tmp: Path, extra_env: dict, args, db_kind: str, adm
             **extra_env,
         })
         setup = benchrun.setup_authserver(env, work, issuer)
-        cmd = [str(BIN / "python"), "-m", "gunicorn", "-c", str(HERE / "inspect.conf.py"), 
+        cmd = [str(BIN / "python"), "-m", "gunicorn", "-c", str(HERE / "inspect.conf.py"),
                "-b", f"127.0.0.1:{port}", "-w", "2", "-k", "gevent", "authserver.wsgi:app"]
         server = benchrun.Server(f"gevent-{name}", cmd, env, ROOT, work / "server.log", port)
         try:
@@ -160,9 +160,14 @@ def check_backend(name: str, tmp: Path, extra_env: dict, args, db_kind: str, adm
         res["inspect"] = sorted({ln.split("INSPECT ", 1)[1] for ln in text.splitlines() if "INSPECT " in ln})
         res["worker_timeouts"] = text.count("WORKER TIMEOUT")
         res["tracebacks"] = text.count("Traceback")
-        res["log_lines_about_workers"] = [ln[:160] for ln in text.splitlines()
-                                          if any(w in ln for w in ("Booting worker", "exited", "signal", "Worker exiting",
-                                                                   "WORKER TIMEOUT", "Shutting down"))][:12]
+        res["log_lines_about_workers"] = [
+            ln[:160]
+            for ln in text.splitlines()
+            if any(
+                w in ln
+                for w in ("Booting worker", "exited", "signal", "Worker exiting", "WORKER TIMEOUT", "Shutting down")
+            )
+        ][:12]
         if res["tracebacks"]:
             res["log_excerpt"] = [ln for ln in text.splitlines() if "Error" in ln][:5]
     log("  " + json.dumps(res))

@@ -21,7 +21,9 @@ def post_worker_init(worker):
         pass
     store = sys.modules.get("authserver.store")
     if store is not None:
-        facts["store_write_lock"] = type(store._thread_write_lock).__module__ + "." + type(store._thread_write_lock).__name__
+        facts["store_write_lock"] = (
+            type(store._thread_write_lock).__module__ + "." + type(store._thread_write_lock).__name__
+        )
         facts["store_idle_lock"] = type(store._idle_lock).__module__ + "." + type(store._idle_lock).__name__
     outages = sys.modules.get("authserver.outages")
     if outages is not None:

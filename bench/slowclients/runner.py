@@ -30,7 +30,6 @@ process group). Traffic goes to 127.0.0.1 only.
 from __future__ import annotations
 
 import argparse
-import base64
 import http.client
 import importlib.util
 import json
@@ -263,9 +262,11 @@ def run_candidate(key: str, label: str, cmd_fn, pristine: Path, tmp: Path, base_
     try:
         server.start(timeout=60)
         auth = benchrun.basic_auth(setup.client_id, setup.client_secret)
-        status, body = benchrun.post_form(server.url + "/oauth/token",
-                                          {"grant_type": JWT_BEARER, "assertion": benchrun.make_assertions(setup, 1)[0]},
-                                          auth)
+        status, body = benchrun.post_form(
+            server.url + "/oauth/token",
+            {"grant_type": JWT_BEARER, "assertion": benchrun.make_assertions(setup, 1)[0]},
+            auth,
+        )
         benchrun.check_token_response(status, body, args.alg)
         assertions = Assertions(setup)
         # Warm-up of both workers (discarded).
@@ -318,9 +319,11 @@ def render(results: list[dict], args, facts: dict) -> str:
     lines.append(f"- started {facts['started']}, {facts['nproc']} CPUs, load average before "
                  f"{facts['load_before']}, after {facts['load_after']}")
     lines.append(f"- python {platform.python_version()}, {facts['versions']}")
-    lines.append(f"- attack: {args.idle} idle + {args.slow} slowloris connections (re-opened when closed), "
-                 f"probe {args.probe_seconds:g} s after {args.settle:g} s settle; quiet probe {args.quiet_seconds:g} s; "
-                 f"wrk -t2 -c16 {args.wrk_seconds} s per row; 2 worker processes everywhere; SQLite; {args.alg} access tokens")
+    lines.append(
+        f"- attack: {args.idle} idle + {args.slow} slowloris connections (re-opened when closed), "
+        f"probe {args.probe_seconds:g} s after {args.settle:g} s settle; quiet probe {args.quiet_seconds:g} s; "
+        f"wrk -t2 -c16 {args.wrk_seconds} s per row; 2 worker processes everywhere; SQLite; {args.alg} access tokens"
+    )
     lines.append("")
     lines.append("## Under attack (normal client: ok/attempts, (p50 / p99 ms) of the successful ones, 3 s timeout)")
     lines.append("")
@@ -409,7 +412,9 @@ def interleaved_load(keys: list[str], pristine: Path, tmp: Path, base_env: dict,
                             if rnd["sync"][mode][metric]]
                     row[f"{mode}_{metric}_ratio"] = (round(statistics.median(vals), 2), round(min(vals), 2),
                                                      round(max(vals), 2)) if vals else None
-                    row[f"{mode}_{metric}_median"] = round(statistics.median(rnd[key][mode][metric] for rnd in rounds), 2)
+                    row[f"{mode}_{metric}_median"] = round(
+                        statistics.median(rnd[key][mode][metric] for rnd in rounds), 2
+                    )
                 row[f"{mode}_errors"] = sum(rnd[key][mode]["errors"] for rnd in rounds)
             summary[key] = row
         return {"rounds": rounds, "summary": summary}
@@ -419,21 +424,29 @@ def interleaved_load(keys: list[str], pristine: Path, tmp: Path, base_env: dict,
 
 
 def render_load(load_res: dict, args) -> str:
-    lines = ["", f"## Load without attack, interleaved: {args.rounds} rounds x wrk -t2 -c16 {args.wrk_seconds} s "
-             "per candidate and mode, all servers up at once", "",
-             "Ratio to sync measured in the same round: median (min–max over rounds). Absolute medians are only "
-             "for orientation: the machine is shared.", "",
-             "| server | keep-alive tok/s × sync | keep-alive CPU ms/token × sync | keep-alive p99 × sync | "
-             "close tok/s × sync | close CPU ms/token × sync | close p99 × sync | median CPU ms/token (ka / close) | errors |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "",
+        f"## Load without attack, interleaved: {args.rounds} rounds x wrk -t2 -c16 {args.wrk_seconds} s "
+        "per candidate and mode, all servers up at once",
+        "",
+        "Ratio to sync measured in the same round: median (min–max over rounds). Absolute medians are only "
+        "for orientation: the machine is shared.",
+        "",
+        "| server | keep-alive tok/s × sync | keep-alive CPU ms/token × sync | keep-alive p99 × sync | "
+        "close tok/s × sync | close CPU ms/token × sync | close p99 × sync | median CPU ms/token (ka / close) "
+        "| errors |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
 
     def f(t):
         return "–" if t is None else f"{t[0]:.2f} ({t[1]:.2f}–{t[2]:.2f})"
 
     for key, row in load_res["summary"].items():
-        lines.append(f"| {key} | {f(row['ka_rps_ratio'])} | {f(row['ka_cpu_ms_ratio'])} | {f(row['ka_p99_ms_ratio'])} | "
-                     f"{f(row['close_rps_ratio'])} | {f(row['close_cpu_ms_ratio'])} | {f(row['close_p99_ms_ratio'])} | "
-                     f"{row['ka_cpu_ms_median']} / {row['close_cpu_ms_median']} | {row['ka_errors']} / {row['close_errors']} |")
+        lines.append(
+            f"| {key} | {f(row['ka_rps_ratio'])} | {f(row['ka_cpu_ms_ratio'])} | {f(row['ka_p99_ms_ratio'])} | "
+            f"{f(row['close_rps_ratio'])} | {f(row['close_cpu_ms_ratio'])} | {f(row['close_p99_ms_ratio'])} | "
+            f"{row['ka_cpu_ms_median']} / {row['close_cpu_ms_median']} | {row['ka_errors']} / {row['close_errors']} |"
+        )
     return "\n".join(lines) + "\n"
 
 

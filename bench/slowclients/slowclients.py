@@ -44,7 +44,7 @@ async def one_client(kind: str, host: str, port: int, stop_at: float, interval: 
     while time.monotonic() < stop_at:
         try:
             reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout=5)
-        except (OSError, asyncio.TimeoutError):
+        except (TimeoutError, OSError):
             stats.connect_failed[kind] += 1
             await asyncio.sleep(0.2)
             continue
@@ -63,7 +63,7 @@ async def one_client(kind: str, host: str, port: int, stop_at: float, interval: 
                 wait = min(interval, max(0.0, stop_at - time.monotonic()))
                 try:
                     data = await asyncio.wait_for(reader.read(4096), timeout=wait)
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     continue
                 if not data:
                     closed = True

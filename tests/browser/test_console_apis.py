@@ -19,8 +19,13 @@ from authserver.extensions import db
 
 from ..conftest import JWT_BEARER, public_pem
 from ..console_support import make_admin
-from .test_console_story import (  # noqa: F401  (live_server is a fixture)
-    ACCESSIBILITY_PROBLEMS, CHROMIUM, CHROMIUM_ARGS, HTTP_TIMEOUT, SCREENSHOTS, WAIT_MS, live_server,
+from .test_console_story import (
+    ACCESSIBILITY_PROBLEMS,
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    HTTP_TIMEOUT,
+    SCREENSHOTS,
+    WAIT_MS,
 )
 
 ORDERS = "https://api.acme.example/orders"
@@ -50,7 +55,9 @@ def verified_claims(base_url: str, token: str) -> dict:
 
 
 def test_an_api_its_scopes_and_an_apps_access_in_chromium(live_server):
-    assert CHROMIUM.exists(), f"Chromium is required for the browser tests: {CHROMIUM} is missing (apt-get install -y chromium)"
+    assert CHROMIUM.exists(), (
+        f"Chromium is required for the browser tests: {CHROMIUM} is missing (apt-get install -y chromium)"
+    )
     app, base_url = live_server
     with app.app_context():
         admin = make_admin(org_name="Acme Shop", email="grace@acme.example")

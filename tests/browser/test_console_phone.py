@@ -11,8 +11,11 @@ from authserver.extensions import db
 
 from ..conftest import public_pem
 from ..console_support import make_admin
-from .test_console_story import (  # noqa: F401  (live_server is a fixture)
-    ACCESSIBILITY_PROBLEMS, CHROMIUM, CHROMIUM_ARGS, WAIT_MS, live_server,
+from .test_console_story import (
+    ACCESSIBILITY_PROBLEMS,
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    WAIT_MS,
 )
 
 PHONE = {"width": 390, "height": 844}
@@ -32,7 +35,8 @@ OVERFLOW = """() => {
   };
   const problems = [];
   const offenders = new Set();  // only the outermost offender of a subtree is named
-  if (document.documentElement.scrollWidth > width) problems.push('page scrollWidth ' + document.documentElement.scrollWidth);
+  const pageWidth = document.documentElement.scrollWidth;
+  if (pageWidth > width) problems.push('page scrollWidth ' + pageWidth);
   for (const el of document.body.querySelectorAll('*')) {
     const rect = el.getBoundingClientRect();
     if (rect.width <= 1 || rect.height <= 1 || getComputedStyle(el).visibility === 'hidden') continue;  // sr-only
@@ -42,7 +46,8 @@ OVERFLOW = """() => {
     if (box && box.getBoundingClientRect().right <= width + 0.5) continue;
     offenders.add(el);
     if (offenders.has(el.parentElement)) continue;
-    problems.push(el.tagName.toLowerCase() + '.' + (el.getAttribute('class') || '') + ' right=' + Math.round(rect.right) + ' width=' + Math.round(rect.width));
+    problems.push(el.tagName.toLowerCase() + '.' + (el.getAttribute('class') || '')
+                  + ' right=' + Math.round(rect.right) + ' width=' + Math.round(rect.width));
   }
   return problems.slice(0, 10);
 }"""
@@ -89,7 +94,9 @@ def pages(ids: dict) -> list[str]:
 
 
 def test_every_console_page_fits_a_phone_and_a_desktop(live_server):
-    assert CHROMIUM.exists(), f"Chromium is required for the browser tests: {CHROMIUM} is missing (apt-get install -y chromium)"
+    assert CHROMIUM.exists(), (
+        f"Chromium is required for the browser tests: {CHROMIUM} is missing (apt-get install -y chromium)"
+    )
     app, base_url = live_server
     with app.app_context():
         admin = make_admin(org_name="Acme Payments and Settlements " + LONG[:40], email="ada@acme.example")

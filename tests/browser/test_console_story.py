@@ -106,7 +106,9 @@ def request_token(base_url: str, client_id: str, secret: str, private_key, subje
 
 
 def test_the_seed_story_in_chromium(live_server, tmp_path):
-    assert CHROMIUM.exists(), f"Chromium is required for the browser tests: {CHROMIUM} is missing (apt-get install -y chromium)"
+    assert CHROMIUM.exists(), (
+        f"Chromium is required for the browser tests: {CHROMIUM} is missing (apt-get install -y chromium)"
+    )
     app, base_url = live_server
     with app.app_context():
         admin = make_admin(org_name="Acme Payments", email="ada@acme.example")
@@ -187,7 +189,9 @@ def test_the_seed_story_in_chromium(live_server, tmp_path):
             access.get_by_label("read", exact=True).check()
             access.get_by_label("Default API").check()
             access.get_by_role("button", name="Save access to default").click()
-            expect(page.get_by_role("status").first).to_contain_text("“Billing service” may ask for “default” with read.")
+            expect(page.get_by_role("status").first).to_contain_text(
+                "“Billing service” may ask for “default” with read."
+            )
             expect(access.get_by_label("read", exact=True)).to_be_checked()
 
             # A service account to be the subject of the tokens.
@@ -285,7 +289,9 @@ def test_the_seed_story_in_chromium(live_server, tmp_path):
 
 def test_the_trash_can_works_without_javascript(live_server):
     """With scripts off, the trash can leads to a confirmation page, and copy buttons stay hidden."""
-    assert CHROMIUM.exists(), f"Chromium is required for the browser tests: {CHROMIUM} is missing (apt-get install -y chromium)"
+    assert CHROMIUM.exists(), (
+        f"Chromium is required for the browser tests: {CHROMIUM} is missing (apt-get install -y chromium)"
+    )
     from authserver.services.client_secrets import add_secret, list_secrets
     from authserver.services.clients import register_client
 
@@ -312,7 +318,9 @@ def test_the_trash_can_works_without_javascript(live_server):
             expect(page.get_by_role("button", name="Copy")).to_have_count(0)  # hidden: it needs a script
             expect(page.get_by_role("textbox", name="Client ID")).to_have_value(client_id)
             page.get_by_role("button", name=f"Delete secret {secret_id}").click()
-            expect(page).to_have_url(re.compile(re.escape(f"{base_url}/console/apps/{client_id}/secrets/{secret_id}/delete") + r"\??$"))
+            expect(page).to_have_url(
+                re.compile(re.escape(f"{base_url}/console/apps/{client_id}/secrets/{secret_id}/delete") + r"\??$")
+            )
             expect(page.get_by_role("heading", name="Delete this secret?")).to_be_visible()
             SCREENSHOTS.mkdir(parents=True, exist_ok=True)
             page.screenshot(path=str(SCREENSHOTS / "no-script-delete-secret-confirm.png"), full_page=True)

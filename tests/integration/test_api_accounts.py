@@ -81,7 +81,9 @@ def test_operator_members_are_refused_on_accounts(http, manager, method, suffix)
     path = f"{API}/accounts" + suffix.format(account_id=manager.tenant.account_id)
     payload = {"name": "Svc", "kind": "service", "resource_server": True} if method == "POST" else \
         {"disabled": True, "resource_server": True}
-    assert_problem(http.open(path, method=method, json=payload, headers=manager.headers()), 422, field="resource_server")
+    assert_problem(
+        http.open(path, method=method, json=payload, headers=manager.headers()), 422, field="resource_server"
+    )
     db.session.expire_all()
     assert len(accounts_of(manager.org_id)) == 2
     assert db.session.get(Account, manager.tenant.account_id).disabled_at is None
@@ -97,7 +99,9 @@ def test_disable_an_account_makes_its_tokens_inactive(http, manager):
     introspected = http.post("/oauth/introspect", data={"token": token}, headers=manager.tenant.auth()).get_json()
     assert introspected == {"active": False}
     # idempotent
-    again = http.patch(f"{API}/accounts/{manager.tenant.account_id}", json={"disabled": True}, headers=manager.headers())
+    again = http.patch(
+        f"{API}/accounts/{manager.tenant.account_id}", json={"disabled": True}, headers=manager.headers()
+    )
     assert again.status_code == 200 and again.get_json()["disabled_at"] == body["disabled_at"]
 
 

@@ -29,7 +29,9 @@ def every_change(http, manager) -> tuple[list[tuple[str, str]], list[str]]:
     expected.append(("client.created", cid))
     http.patch(f"{API}/clients/{cid}", json={"name": "Audited 2"}, headers=h, environ_base=env)
     expected.append(("client.updated", cid))
-    http.put(f"{API}/clients/{cid}/icon", data=png_bytes(), headers={**h, "Content-Type": "image/png"}, environ_base=env)
+    http.put(
+        f"{API}/clients/{cid}/icon", data=png_bytes(), headers={**h, "Content-Type": "image/png"}, environ_base=env
+    )
     expected.append(("client.updated", cid))
     http.delete(f"{API}/clients/{cid}/icon", headers=h, environ_base=env)
     expected.append(("client.updated", cid))
@@ -84,7 +86,9 @@ def test_refused_changes_write_no_event(http, manager):
     http.post(f"{API}/clients", json={"name": "x" * 500}, headers=h)
     http.post(f"{API}/clients", json={"name": "Public", "client_type": "public"}, headers=h)
     http.post(f"{API}/clients/{manager.tenant.client_id}/keys", json={"key": "nope"}, headers=h)
-    http.put(f"{API}/clients/{manager.tenant.client_id}/icon", data=b"<svg/>", headers={**h, "Content-Type": "image/png"})
+    http.put(
+        f"{API}/clients/{manager.tenant.client_id}/icon", data=b"<svg/>", headers={**h, "Content-Type": "image/png"}
+    )
     http.post(f"{API}/accounts", json={"name": "S", "kind": "service", "resource_server": True}, headers=h)
     assert db.session.query(AuditEvent).count() == before
 

@@ -77,8 +77,11 @@ def test_public_clients_are_refused(http, manager, payload):
 
 
 def test_confidential_auth_methods_are_accepted_and_others_refused(http, manager):
-    ok = http.post(f"{API}/clients", json={"name": "Post", "client_type": "confidential",
-                                            "token_endpoint_auth_method": "client_secret_post"}, headers=manager.headers())
+    ok = http.post(
+        f"{API}/clients",
+        json={"name": "Post", "client_type": "confidential", "token_endpoint_auth_method": "client_secret_post"},
+        headers=manager.headers(),
+    )
     assert ok.status_code == 201
     bad = http.post(f"{API}/clients", json={"name": "JWT", "token_endpoint_auth_method": "private_key_jwt"},
                     headers=manager.headers())

@@ -11,7 +11,15 @@ from jwt.algorithms import ECAlgorithm
 from authserver.api.routing import OPERATIONS
 from authserver.extensions import db
 from authserver.models import (
-    Account, Api, ApiClient, ApiScope, AuditEvent, Client, ClientGrant, ClientKey, ClientSecret,
+    Account,
+    Api,
+    ApiClient,
+    ApiScope,
+    AuditEvent,
+    Client,
+    ClientGrant,
+    ClientKey,
+    ClientSecret,
 )
 from authserver.services import apis as api_service
 from authserver.services.client_keys import set_key_url
@@ -86,11 +94,16 @@ def snapshot(org_id: str) -> dict:
         "clients": [(c.client_id, c.name, c.description, c.icon, c.jwks_uri, c.keys_version) for c in clients],
         "apis": sorted((a.api_id, a.name, a.identifier) for a in db.session.query(Api).filter_by(org_id=org_id)),
         "scopes": sorted((s.api_id, s.name) for s in db.session.query(ApiScope).filter(ApiScope.api_id.in_(api_ids))),
-        "grants": sorted((g.client_id, g.api_id, g.scope, g.is_default)
-                         for g in db.session.query(ClientGrant).filter(ClientGrant.client_id.in_(client_ids))),
-        "bound": sorted((b.api_id, b.client_id)
-                        for b in db.session.query(ApiClient).filter(ApiClient.api_id.in_(api_ids))),
-        "secrets": sorted(s.secret_id for s in db.session.query(ClientSecret).filter(ClientSecret.client_id.in_(client_ids))),
+        "grants": sorted(
+            (g.client_id, g.api_id, g.scope, g.is_default)
+            for g in db.session.query(ClientGrant).filter(ClientGrant.client_id.in_(client_ids))
+        ),
+        "bound": sorted(
+            (b.api_id, b.client_id) for b in db.session.query(ApiClient).filter(ApiClient.api_id.in_(api_ids))
+        ),
+        "secrets": sorted(
+            s.secret_id for s in db.session.query(ClientSecret).filter(ClientSecret.client_id.in_(client_ids))
+        ),
         "keys": sorted(k.kid for k in db.session.query(ClientKey).filter(ClientKey.client_id.in_(client_ids))),
         "accounts": sorted((a.account_id, a.disabled_at) for a in db.session.query(Account).filter_by(org_id=org_id)),
         "events": db.session.query(AuditEvent).filter_by(org_id=org_id).count(),

@@ -70,10 +70,21 @@ def test_key_registered_through_the_api_verifies_assertions(http, manager):
     assert token.status_code == 200, token.get_json()
     from urllib.parse import quote
 
-    assert http.get(f"{keys_url(manager.tenant.client_id)}/{quote(kid, safe='')}", headers=manager.headers()).status_code == 200
-    assert http.delete(f"{keys_url(manager.tenant.client_id)}/{quote(kid, safe='')}", headers=manager.headers()).status_code == 204
-    again = http.post("/oauth/token", data=manager.tenant.token_form(manager.tenant.assertion(key=key, headers={"kid": kid})),
-                      headers=manager.tenant.auth())
+    assert (
+        http.get(f"{keys_url(manager.tenant.client_id)}/{quote(kid, safe='')}", headers=manager.headers()).status_code
+        == 200
+    )
+    assert (
+        http.delete(
+            f"{keys_url(manager.tenant.client_id)}/{quote(kid, safe='')}", headers=manager.headers()
+        ).status_code
+        == 204
+    )
+    again = http.post(
+        "/oauth/token",
+        data=manager.tenant.token_form(manager.tenant.assertion(key=key, headers={"kid": kid})),
+        headers=manager.tenant.auth(),
+    )
     assert again.status_code == 400 and again.get_json()["error"] == "invalid_grant"
 
 

@@ -84,7 +84,7 @@ def test_docs_page_renders_every_operation_without_external_resources(http):
     assert page.status_code == 200 and page.mimetype == "text/html"
     html = page.get_data(as_text=True)
     for path, item in document["paths"].items():
-        for method, op in item.items():
+        for _method, op in item.items():
             assert f'id="op-{op["operationId"]}"' in html
             assert path in html
     for name in document["components"]["schemas"]:

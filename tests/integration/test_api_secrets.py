@@ -40,8 +40,14 @@ def test_create_returns_the_secret_once_and_never_again(http, manager):
         assert secret not in response.get_data(as_text=True)
         assert "client_secret" not in response.get_data(as_text=True)
     assert {s["secret_id"] for s in listed.get_json()["items"]} == {manager.tenant.secret_id, secret_id}
-    assert shown.get_json() == {"secret_id": secret_id, "label": None, "created_at": body["created_at"], "last_used_at": None,
-                                "expires_at": None, "leaked_at": None}
+    assert shown.get_json() == {
+        "secret_id": secret_id,
+        "label": None,
+        "created_at": body["created_at"],
+        "last_used_at": None,
+        "expires_at": None,
+        "leaked_at": None,
+    }
 
 
 def test_secret_from_the_api_authenticates_and_deleting_it_locks_it_out(http, manager):

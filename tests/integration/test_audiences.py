@@ -41,7 +41,9 @@ def world(app):
     acme = make_tenant("Acme", scope="")
     globex = make_tenant("Globex", scope="")
     operator_org = create_organization("Operator").org_id
-    orders = apis.create_api("Orders", ORDERS, org_id=acme.org_id, scopes=["orders:read", "orders:write", "orders:admin"])
+    orders = apis.create_api(
+        "Orders", ORDERS, org_id=acme.org_id, scopes=["orders:read", "orders:write", "orders:admin"]
+    )
     billing = apis.create_api("Billing", BILLING, org_id=acme.org_id, scopes=["billing:read"])
     stock = apis.create_api("Stock", GLOBEX_API, org_id=globex.org_id, scopes=["stock:read"])
     platform = apis.create_api("Search", PLATFORM, scopes=["search"], open_to_all=True)

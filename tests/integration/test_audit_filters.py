@@ -14,7 +14,7 @@ from authserver.services.audit import record_event
 from authserver.services.common import Actor
 
 from ..console_support import signed_in
-from .api_support import API, assert_problem, manager  # noqa: F401
+from .api_support import API, assert_problem
 from .helpers import case
 
 DAY = 86400
@@ -75,15 +75,21 @@ def test_api_pages_older_and_newer_with_cursors(http, manager):
     ids = seed(manager.org_id)
     secrets_ = sorted(ids["secret"], reverse=True)  # 15; `since` leaves out the fixture's own secret
 
-    first = http.get(f"{API}/audit-events?action=secret.created&since=2030-03-17&limit=6", headers=manager.headers()).get_json()
+    first = http.get(
+        f"{API}/audit-events?action=secret.created&since=2030-03-17&limit=6", headers=manager.headers()
+    ).get_json()
     assert [e["id"] for e in first["items"]] == secrets_[:6]
     assert first["next_after"] is None and first["next_before"] == secrets_[5]
-    second = http.get(f"{API}/audit-events?action=secret.created&since=2030-03-17&limit=6&before={first['next_before']}",
-                      headers=manager.headers()).get_json()
+    second = http.get(
+        f"{API}/audit-events?action=secret.created&since=2030-03-17&limit=6&before={first['next_before']}",
+        headers=manager.headers(),
+    ).get_json()
     assert [e["id"] for e in second["items"]] == secrets_[6:12]
     assert second["next_after"] == secrets_[6] and second["next_before"] == secrets_[11]
-    third = http.get(f"{API}/audit-events?action=secret.created&since=2030-03-17&limit=6&before={second['next_before']}",
-                     headers=manager.headers()).get_json()
+    third = http.get(
+        f"{API}/audit-events?action=secret.created&since=2030-03-17&limit=6&before={second['next_before']}",
+        headers=manager.headers(),
+    ).get_json()
     assert [e["id"] for e in third["items"]] == secrets_[12:] and third["next_before"] is None
     back = http.get(f"{API}/audit-events?action=secret.created&since=2030-03-17&limit=6&after={third['next_after']}",
                     headers=manager.headers()).get_json()

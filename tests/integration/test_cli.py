@@ -2,7 +2,6 @@
 and nothing else there; errors go to stderr with a non-zero exit and change nothing."""
 from __future__ import annotations
 
-import io
 import json
 import os
 import re
@@ -56,7 +55,9 @@ class Cli:
         result = self.run(*args, "--json", input=input)
         assert result.exit_code == 0, (args, result.stderr[-500:])
         assert "error" not in result.stderr.lower() or "alembic" in result.stderr, result.stderr[-500:]
-        assert result.stdout.endswith("\n") and result.stdout.count("\n") == 1, f"not one line: {short(result.stdout, 80)!r}"
+        assert result.stdout.endswith("\n") and result.stdout.count("\n") == 1, (
+            f"not one line: {short(result.stdout, 80)!r}"
+        )
         return json.loads(result.stdout)
 
     def fails(self, *args, needle: str = "", input: str | None = None) -> str:
@@ -98,8 +99,15 @@ def _setup(cli: Cli, tmp_path: Path, scope: str = "read write") -> dict:
     key_file = tmp_path / "client-key.pub.pem"
     key_file.write_bytes(public_pem(key))
     kid = cli.json("key", "add", client_id, key_file, "--kid", "k1")["kid"]
-    return {"org_id": org_id, "account_id": account_id, "client_id": client_id, "secret": secret, "key": key, "kid": kid,
-            "api_id": api_id}
+    return {
+        "org_id": org_id,
+        "account_id": account_id,
+        "client_id": client_id,
+        "secret": secret,
+        "key": key,
+        "kid": kid,
+        "api_id": api_id,
+    }
 
 
 def _assertion(setup: dict, **claims) -> str:
@@ -152,7 +160,9 @@ def test_client_list_show_and_delete(cli, tmp_path):
     shown = cli.json("client", "show", setup["client_id"])
     assert shown["client_id"] == setup["client_id"] and shown["name"] == "Backend"
     assert shown["description"] == "Nightly jobs" and shown["has_icon"] is False
-    assert shown["grants"] == [{"api_id": setup["api_id"], "identifier": JOBS_API, "scope": "read write", "default": True}]
+    assert shown["grants"] == [
+        {"api_id": setup["api_id"], "identifier": JOBS_API, "scope": "read write", "default": True}
+    ]
     assert "client_secret" not in json.dumps(shown) and setup["secret"]["client_secret"] not in json.dumps(shown)
     assert cli.json("client", "delete", setup["client_id"]) == {"deleted": setup["client_id"]}
     assert cli.json("client", "list", setup["org_id"]) == []
@@ -180,12 +190,16 @@ def test_secret_add_list_delete(cli, tmp_path):
     second = cli.json("secret", "add", setup["client_id"])
     assert second["client_secret"] != setup["secret"]["client_secret"]
     listed = cli.json("secret", "list", setup["client_id"])
-    assert [set(row) for row in listed] == [{"secret_id", "label", "created_at", "last_used_at", "expires_at", "leaked_at"}] * 2
+    assert [set(row) for row in listed] == [
+        {"secret_id", "label", "created_at", "last_used_at", "expires_at", "leaked_at"}
+    ] * 2
     assert {row["secret_id"] for row in listed} == {setup["secret"]["secret_id"], second["secret_id"]}
     assert all(row["last_used_at"] is None for row in listed)
     assert setup["secret"]["client_secret"] not in json.dumps(listed)
     assert cli.json("secret", "delete", setup["client_id"], second["secret_id"]) == {"deleted": second["secret_id"]}
-    assert [row["secret_id"] for row in cli.json("secret", "list", setup["client_id"])] == [setup["secret"]["secret_id"]]
+    assert [row["secret_id"] for row in cli.json("secret", "list", setup["client_id"])] == [
+        setup["secret"]["secret_id"]
+    ]
     cli.fails("secret", "delete", setup["client_id"], second["secret_id"], needle="not found")
 
 
@@ -219,7 +233,9 @@ def test_deleting_a_secret_with_the_cli_refuses_it_at_once(cli, tmp_path):
     cli.json("secret", "delete", setup["client_id"], setup["secret"]["secret_id"])
     response = http.post("/oauth/token", data={"grant_type": JWT_BEARER, "assertion": _assertion(setup)}, headers=old)
     assert response.status_code == 401 and response.get_json()["error"] == "invalid_client"
-    answer = http.post("/oauth/introspect", data={"token": token}, headers=basic(setup["client_id"], keeper["client_secret"]))
+    answer = http.post(
+        "/oauth/introspect", data={"token": token}, headers=basic(setup["client_id"], keeper["client_secret"])
+    )
     assert answer.get_json()["active"] is True
     with app.app_context():
         db.engine.dispose()
@@ -237,7 +253,11 @@ def test_key_add_pem_and_jwk_list_delete(cli, tmp_path):
     thumbprint_kid = cli.json("key", "add", setup["client_id"], rsa_file)["kid"]
     assert re.fullmatch(r"[A-Za-z0-9_-]{43}", thumbprint_kid)  # RFC 7638 SHA-256 thumbprint
     listed = cli.json("key", "list", setup["client_id"])
-    assert [(k["kid"], k["key_type"]) for k in listed] == [("k1", "EC-P-256"), ("from-jwk", "EC-P-384"), (thumbprint_kid, "RSA-2048")]
+    assert [(k["kid"], k["key_type"]) for k in listed] == [
+        ("k1", "EC-P-256"),
+        ("from-jwk", "EC-P-384"),
+        (thumbprint_kid, "RSA-2048"),
+    ]
     assert cli.json("key", "delete", setup["client_id"], "from-jwk") == {"deleted": "from-jwk"}
     assert [k["kid"] for k in cli.json("key", "list", setup["client_id"])] == ["k1", thumbprint_kid]
     cli.fails("key", "add", setup["client_id"], rsa_file, needle="kid")  # the same key again: its kid exists
@@ -389,8 +409,11 @@ def test_private_key_is_refused(cli, tmp_path):
     pem_file.write_bytes(private_pem(private))
     cli.fails("key", "add", setup["client_id"], pem_file, needle="private")
     traditional = tmp_path / "traditional.pem"
-    traditional.write_bytes(private.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL,
-                                                  serialization.NoEncryption()))
+    traditional.write_bytes(
+        private.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL, serialization.NoEncryption()
+        )
+    )
     cli.fails("key", "add", setup["client_id"], traditional, needle="private")
     jwk_file = tmp_path / "private.jwk"
     jwk_file.write_text(ECAlgorithm.to_jwk(private))
@@ -416,14 +439,21 @@ def test_uninitialised_database_says_to_run_init(tmp_path):
 
 def _script(instance: Path, *args, stdin: str | None = None) -> subprocess.CompletedProcess:
     env = {**os.environ, "AUTHSERVER_INSTANCE_PATH": str(instance), "AUTHSERVER_ISSUER": ISSUER}
-    return subprocess.run([str(AUTHSERVER), *map(str, args)], env=env, input=stdin, capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        [str(AUTHSERVER), *map(str, args)], env=env, input=stdin, capture_output=True, text=True, timeout=60
+    )
 
 
 def test_console_script_stdout_carries_only_json(tmp_path):
     instance = tmp_path / "fresh"
     init = _script(instance, "init", "--json")
     assert init.returncode == 0, init.stderr[-500:]
-    assert set(json.loads(init.stdout)) == {"signing_kid", "signing_alg", "management_api", "default_api"}  # logs: stderr
+    assert set(json.loads(init.stdout)) == {
+        "signing_kid",
+        "signing_alg",
+        "management_api",
+        "default_api",
+    }  # logs: stderr
     assert (instance / "authserver.db").exists()
     for name in ("secret-pepper.key", "session.key"):
         assert (instance / name).stat().st_mode & 0o077 == 0, name

@@ -68,7 +68,12 @@ def test_grant_default_ungrant_and_show(cli):
     org_id, client_id = _org_with_client(cli)
     cli.json("api", "create", "--org", org_id, "Orders", ORDERS, "--scope", "orders:read", "--scope", "orders:write")
     first = cli.json("client", "grant", client_id, ORDERS, "--scope", "orders:write orders:read")
-    assert first == {"api_id": first["api_id"], "identifier": ORDERS, "scope": "orders:read orders:write", "default": True}
+    assert first == {
+        "api_id": first["api_id"],
+        "identifier": ORDERS,
+        "scope": "orders:read orders:write",
+        "default": True,
+    }
     # The default API moves with --default; --no-default keeps a grant from becoming one.
     default_api = next(a for a in cli.json("api", "list") if a["builtin"] == "default")
     cli.json("client", "grant", client_id, default_api["identifier"], "--scope", "read", "--default")
@@ -103,7 +108,9 @@ def test_platform_api_open_close_and_delete_with_force(cli):
 
 def test_the_management_api_cannot_be_deleted_nor_lose_its_scope(cli):
     management = next(a for a in cli.json("api", "list") if a["builtin"] == "management")
-    assert management["identifier"] == "http://localhost/api/v1" and [s["name"] for s in management["scopes"]] == ["manage"]
+    assert management["identifier"] == "http://localhost/api/v1" and [s["name"] for s in management["scopes"]] == [
+        "manage"
+    ]
     cli.fails("api", "delete", management["api_id"], "--force", needle="cannot be deleted")
     cli.fails("api", "scope", "delete", management["api_id"], "manage", needle="cannot be removed")
     with cli.app().app_context():

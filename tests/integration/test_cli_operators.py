@@ -13,7 +13,7 @@ from authserver.models import AuditEvent
 
 from ..conftest import private_pem, public_pem
 from ..servers import AUTHSERVER, free_port, running_server
-from .test_cli import Cli, _rows
+from .test_cli import _rows
 
 
 def test_org_list(cli):
@@ -97,7 +97,9 @@ def test_assertion_with_a_public_key_is_a_clear_error(tmp_path):
     refused = subprocess.run([AUTHSERVER, "assertion", "--key", str(tmp_path / "pub.pem"), "--client-id", "c",
                               "--subject", "s"], env=env, capture_output=True, text=True, timeout=60)
     assert refused.returncode == 2 and refused.stdout == ""
-    assert refused.stderr.startswith("error: ") and "private key" in refused.stderr and "Traceback" not in refused.stderr
+    assert (
+        refused.stderr.startswith("error: ") and "private key" in refused.stderr and "Traceback" not in refused.stderr
+    )
     signed = subprocess.run([AUTHSERVER, "assertion", "--key", str(tmp_path / "key.pem"), "--client-id", "c",
                              "--subject", "s"], env=env, capture_output=True, text=True, timeout=60)
     assert signed.returncode == 0 and signed.stdout.count(".") == 2

@@ -114,7 +114,9 @@ def client_row(client_id: str) -> Client:
 
 def audit_actions(org_id: str) -> list[str]:
     db.session.rollback()
-    return list(db.session.scalars(select(AuditEvent.action).where(AuditEvent.org_id == org_id).order_by(AuditEvent.id)))
+    return list(
+        db.session.scalars(select(AuditEvent.action).where(AuditEvent.org_id == org_id).order_by(AuditEvent.id))
+    )
 
 
 class Cli:

@@ -28,7 +28,9 @@ def test_empty_state_and_create_a_service_account(console, console_admin):
     assert "No service accounts yet" in html and '<label for="name">Name</label>' in html
     response = console.submit(ACCOUNTS, ACCOUNTS, {"name": "billing-worker"})
     assert response.status_code == 303 and response.headers["Location"] == ACCOUNTS
-    (account,) = db.session.scalars(select(Account).where(Account.org_id == console_admin.org_id, Account.kind == "service"))
+    (account,) = db.session.scalars(
+        select(Account).where(Account.org_id == console_admin.org_id, Account.kind == "service")
+    )
     assert account.name == "billing-worker" and account.email is None and account.password_hash is None
     html = text(console.get(ACCOUNTS))
     assert account.account_id in html and "Active" in html
@@ -55,7 +57,7 @@ def test_disable_a_service_account_with_confirmation_and_its_tokens_stop(app, ht
     token = get_token(http, tenant)["access_token"]
     disable = f"{ACCOUNTS}/{tenant.account_id}/disable"
     html = text(console.get(ACCOUNTS))
-    assert f'action="{disable}"' in html and f'<dialog id="disable-account-1"' in html
+    assert f'action="{disable}"' in html and '<dialog id="disable-account-1"' in html
     confirm = console.get(disable)
     assert confirm.status_code == 200 and "An operator can enable it again" in text(confirm)
     assert get_account(tenant.account_id).disabled_at is None

@@ -41,7 +41,11 @@ def test_register_an_app_with_icon_and_description(console, console_admin):
     assert response.status_code == 303
     client_id = response.headers["Location"].rsplit("/", 1)[1]
     client = get_client(client_id)
-    assert client.org_id == console_admin.org_id and client.name == "Billing backend" and client.description == "Charges customers."
+    assert (
+        client.org_id == console_admin.org_id
+        and client.name == "Billing backend"
+        and client.description == "Charges customers."
+    )
     assert list_grants(client_id) == []  # API access is chosen next, on the app's page
     with Image.open(io.BytesIO(client.icon)) as icon:
         assert icon.format == "PNG" and max(icon.size) <= 256  # re-encoded and bounded
@@ -98,7 +102,10 @@ def test_bad_icons_are_refused_with_a_readable_error_and_nothing_is_stored(conso
     assert 'class="field-error" id="icon-error"' in html
     assert 'value="Has a bad icon"' in html and "kept in the form" in html  # the form keeps what was typed
     assert client_count() == 0
-    assert db.session.scalar(select(func.count()).select_from(AuditEvent).where(AuditEvent.action == "client.created")) == 0
+    assert (
+        db.session.scalar(select(func.count()).select_from(AuditEvent).where(AuditEvent.action == "client.created"))
+        == 0
+    )
 
 
 def test_an_upload_beyond_the_request_limit_gets_a_readable_413(console):
@@ -131,7 +138,6 @@ def test_the_console_cannot_make_a_platform_api_nor_bind_another_orgs_app(consol
     """What the operator alone decides (platform APIs, which orgs they are open to, resource servers that
     introspect for them) cannot be reached from the console, whatever the form sends."""
     from authserver.models import Api, ApiClient
-
     from authserver.services import apis
 
     # Registering an app: extra fields that once set scopes or the resource-server flag do nothing.
@@ -208,7 +214,9 @@ def test_edit_name_description_and_icon(console, console_admin):
     edit = f"/console/apps/{client.client_id}/edit"
     form_html = text(console.get(edit))
     assert 'value="Old name"' in form_html and ">old</textarea>" in form_html
-    response = console.submit(edit, edit, {"name": "New name", "description": "new"}, files={"icon": ("i.png", png_bytes())})
+    response = console.submit(
+        edit, edit, {"name": "New name", "description": "new"}, files={"icon": ("i.png", png_bytes())}
+    )
     assert response.status_code == 303 and response.headers["Location"] == f"/console/apps/{client.client_id}"
     db.session.expire_all()
     client = get_client(client.client_id)
@@ -252,7 +260,12 @@ def test_delete_asks_for_confirmation_then_deletes_and_tokens_die(console, app, 
     assert response.status_code == 303 and response.headers["Location"] == "/console/apps"
     db.session.expire_all()
     assert db.session.get(Client, tenant.client_id) is None
-    assert db.session.scalar(select(func.count()).select_from(AccessToken).where(AccessToken.client_id == tenant.client_id)) == 0
+    assert (
+        db.session.scalar(
+            select(func.count()).select_from(AccessToken).where(AccessToken.client_id == tenant.client_id)
+        )
+        == 0
+    )
     introspection = http.post("/oauth/introspect", data={"token": token}, headers=tenant.auth())
     assert introspection.status_code == 401  # the client and its secrets are gone
     assert "Deleted “Acme tenant backend”." in text(tenant_console.get("/console/apps"))

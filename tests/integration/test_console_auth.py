@@ -5,8 +5,8 @@ from authserver import clock
 from authserver.console.auth import FAILURES_PER_ADDRESS, FAILURES_PER_EMAIL_AND_ADDRESS, SESSION_KEY
 from authserver.extensions import db
 from authserver.models import Account, ConsoleSession
-from authserver.services.sessions import hash_session_id
 from authserver.ratelimit import WINDOW
+from authserver.services.sessions import hash_session_id
 
 from ..conftest import make_app
 from ..console_support import Console, make_admin, page_forms, signed_in
@@ -76,14 +76,20 @@ def test_sign_in_redirects_to_a_safe_next_only(app, console_admin):
     console = Console(app.test_client())
     form = console.form("/console/sign-in?next=/console/audit", "/console/sign-in")
     assert form.fields["next"] == "/console/audit"
-    response = console.post("/console/sign-in", data={**form.fields, "email": console_admin.email, "password": console_admin.password})
+    response = console.post(
+        "/console/sign-in", data={**form.fields, "email": console_admin.email, "password": console_admin.password}
+    )
     assert response.headers["Location"] == "/console/audit"
     for target in ("//evil.example/console/", "https://evil.example/", "/console/..\\evil", "/elsewhere"):
         other = Console(app.test_client())
         form = other.form("/console/sign-in", "/console/sign-in")
         response = other.post("/console/sign-in", data={**form.fields, "next": target, "email": console_admin.email,
                                                             "password": console_admin.password})
-        assert response.headers.get("Location") == "/console/apps", (target, response.status_code, response.get_data(as_text=True)[-1500:])
+        assert response.headers.get("Location") == "/console/apps", (
+            target,
+            response.status_code,
+            response.get_data(as_text=True)[-1500:],
+        )
 
 
 def test_wrong_password_is_refused_with_a_readable_message_and_no_session(app, console_admin):
@@ -156,8 +162,11 @@ def test_failures_are_throttled_per_address(app, console_admin):
     assert response.status_code == 429
     # Another address is unaffected.
     form = console.form("/console/sign-in", "/console/sign-in")
-    response = console.post("/console/sign-in", data={**form.fields, "email": console_admin.email, "password": console_admin.password},
-                                 environ_base={"REMOTE_ADDR": "10.9.8.7"})
+    response = console.post(
+        "/console/sign-in",
+        data={**form.fields, "email": console_admin.email, "password": console_admin.password},
+        environ_base={"REMOTE_ADDR": "10.9.8.7"},
+    )
     assert response.status_code == 303
 
 

@@ -36,7 +36,9 @@ def test_delete_secret_text_matches_what_deletion_does(app, http, tenant):
     admin = make_admin(org_id=tenant.org_id)
     console = signed_in(app, admin)
     doomed = add_secret(tenant.client_id, label="old laptop")
-    obtained = http.post("/oauth/token", data=tenant.token_form(), headers=basic(tenant.client_id, doomed.client_secret))
+    obtained = http.post(
+        "/oauth/token", data=tenant.token_form(), headers=basic(tenant.client_id, doomed.client_secret)
+    )
     assert obtained.status_code == 200
     token = obtained.get_json()["access_token"]
     page = f"/console/apps/{tenant.client_id}"

@@ -101,7 +101,10 @@ def mutating_actions(console_admin, tenant) -> dict:
         "delete app": (app + "/delete", {}),
         "add secret": (app + "/secrets", {}),
         "delete secret": (f"{app}/secrets/{tenant.secret_id}/delete", {}),
-        "add key": (app + "/keys", {"key": public_pem(ec.generate_private_key(ec.SECP256R1())).decode(), "kid": "forged"}),
+        "add key": (
+            app + "/keys",
+            {"key": public_pem(ec.generate_private_key(ec.SECP256R1())).decode(), "kid": "forged"},
+        ),
         "delete key": (f"{app}/keys/{tenant.kid}/delete", {}),
         "create service account": ("/console/accounts", {"name": "forged-worker"}),
         "disable service account": (f"/console/accounts/{tenant.account_id}/disable", {}),

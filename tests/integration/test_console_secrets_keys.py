@@ -79,7 +79,9 @@ def test_secret_and_key_from_the_console_get_a_token_until_the_trash_can(console
     assert response.status_code == 303 and response.headers["Location"] == page + "#keys"
     secret, _ = add_secret(console, page)
     (row,) = list_secrets(client_id)
-    caller = Tenant(console_admin.org_id, service.account_id, client_id, row.secret_id, secret, "console-key", private_key)
+    caller = Tenant(
+        console_admin.org_id, service.account_id, client_id, row.secret_id, secret, "console-key", private_key
+    )
     # Without API access there is no token; the app page's checkboxes give it.
     refused = http.post("/oauth/token", data=caller.token_form(), headers=caller.auth())
     assert refused.status_code == 400 and refused.get_json()["error"] == "invalid_target"
@@ -133,7 +135,9 @@ def test_a_key_without_kid_gets_its_thumbprint_and_odd_kids_round_trip(console, 
     key = ed25519.Ed25519PrivateKey.generate()
     assert console.submit(page, page + "/keys", {"key": public_pem(key).decode()}).status_code == 303
     odd = ec.generate_private_key(ec.SECP256R1())
-    assert console.submit(page, page + "/keys", {"key": public_pem(odd).decode(), "kid": "team/a key"}).status_code == 303
+    assert (
+        console.submit(page, page + "/keys", {"key": public_pem(odd).decode(), "kid": "team/a key"}).status_code == 303
+    )
     kids = {k.kid for k in db.session.scalars(select(ClientKey).where(ClientKey.client_id == client_id))}
     assert "team/a key" in kids and len(kids) == 2
     delete = f"{page}/keys/team/a%20key/delete"
@@ -170,7 +174,8 @@ def test_a_duplicate_kid_is_a_conflict_on_the_kid_field(console, app_page):
 
 
 def test_secret_limit_is_shown_as_a_message(console, app_page):
-    from authserver.services.client_secrets import MAX_SECRETS_PER_CLIENT, add_secret as service_add_secret
+    from authserver.services.client_secrets import MAX_SECRETS_PER_CLIENT
+    from authserver.services.client_secrets import add_secret as service_add_secret
 
     page, client_id = app_page
     for _ in range(MAX_SECRETS_PER_CLIENT):

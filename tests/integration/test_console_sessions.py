@@ -83,7 +83,11 @@ def test_the_session_id_is_stored_only_as_its_sha256_hash_and_never_logged(app, 
     assert len(session_id) >= 43  # 256 random bits
     # The cookie (signed, not encrypted) names no account or organization: only the session's id.
     raw = console.http.get_cookie(COOKIE).value
-    assert set(app.session_interface.get_signing_serializer(app).loads(raw)) <= {SESSION_KEY, "_permanent", "csrf_token"}
+    assert set(app.session_interface.get_signing_serializer(app).loads(raw)) <= {
+        SESSION_KEY,
+        "_permanent",
+        "csrf_token",
+    }
     (row,) = rows_of(console_admin.account_id)
     assert row.session_hash == hashlib.sha256(session_id.encode()).hexdigest()
     assert row.org_id == console_admin.org_id and row.ip_address == "127.0.0.1"
@@ -170,7 +174,10 @@ def test_sign_out_everywhere_needs_the_csrf_token(app, console_admin):
     console = signed_in(app, console_admin)
     form = console.form("/console/account", "/console/sign-out-everywhere")
     assert console.post("/console/sign-out-everywhere").status_code == 400
-    assert console.post("/console/sign-out-everywhere", data={"csrf_token": form.fields["csrf_token"] + "x"}).status_code == 400
+    assert (
+        console.post("/console/sign-out-everywhere", data={"csrf_token": form.fields["csrf_token"] + "x"}).status_code
+        == 400
+    )
     assert is_signed_in(console) and len(rows_of(console_admin.account_id)) == 1
     assert events("console.signed_out_everywhere") == []
 

@@ -168,7 +168,11 @@ def test_the_environment_file_names_only_real_settings_with_valid_values(tmp_pat
     entries = env_file()
     assert set(entries) <= set(known), set(entries) - set(known)
     commented = set(re.findall(r"^# (AUTHSERVER_\w+)=", ENV_FILE.read_text(), re.M))
-    assert {"AUTHSERVER_SECRET_PEPPER", "AUTHSERVER_KEY_ENCRYPTION_KEY", "AUTHSERVER_SESSION_KEY"} <= commented <= set(known)
+    assert (
+        {"AUTHSERVER_SECRET_PEPPER", "AUTHSERVER_KEY_ENCRYPTION_KEY", "AUTHSERVER_SESSION_KEY"}
+        <= commented
+        <= set(known)
+    )
     settings = load_settings({"instance_path": str(tmp_path), **{known[k]: v for k, v in entries.items()}})
     assert settings.issuer == f"https://{PUBLIC_HOST}" and settings.trusted_proxies == 1
 
@@ -189,7 +193,9 @@ def test_execstart_serves_and_sigterm_to_the_main_process_drains_then_stops_ever
     workdir.mkdir(parents=True, mode=0o700)  # StateDirectory= makes it
     base = f"http://127.0.0.1:{port}"
     with open(tmp_path / "server.log", "wb") as log:
-        proc = subprocess.Popen(argv, env=env, cwd=workdir, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen(
+            argv, env=env, cwd=workdir, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
     try:
         deadline = time.monotonic() + 30
         while True:
@@ -240,7 +246,7 @@ def session_processes(sid: int) -> list[int]:
 def self_signed(directory: Path) -> tuple[Path, Path]:
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, PUBLIC_HOST)])
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
             .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=5))
             .not_valid_after(now + datetime.timedelta(days=1))
@@ -259,13 +265,18 @@ def nginx_for_test(directory: Path, app_port: int, http_port: int, https_port: i
     """deploy/nginx.conf with this machine's addresses, ports and file paths; everything else as shipped."""
     temp = directory / "temp"
     temp.mkdir()
-    temp_paths = "".join(f"    {kind}_temp_path {temp / kind};\n" for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
+    temp_paths = "".join(
+        f"    {kind}_temp_path {temp / kind};\n" for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
+    )
     replacements = [
         # Workers of a root master run as the user named here; the test's files are the test user's.
         ("user www-data;\n", "user root;\n" if os.geteuid() == 0 else ""),
         ("pid /run/nginx.pid;", f"pid {directory / 'nginx.pid'};"),
         ("error_log /var/log/nginx/error.log warn;", f"error_log {directory / 'error.log'} warn;"),
-        ("access_log /var/log/nginx/authserver.access.log authserver;", f"access_log {directory / 'access.log'} authserver;"),
+        (
+            "access_log /var/log/nginx/authserver.access.log authserver;",
+            f"access_log {directory / 'access.log'} authserver;",
+        ),
         ("http {\n", "http {\n" + temp_paths),
         ("listen 80;", f"listen 127.0.0.1:{http_port};"),
         ("listen [::]:80;", ""),
@@ -325,8 +336,13 @@ class Stack:
 
     def token_request(self, **kwargs) -> requests.Response:
         t = self.tenant
-        return self.client.post(self.base + "/oauth/token", data={"grant_type": JWT_BEARER, "assertion": self.assertion()},
-                                auth=(t.client_id, t.client_secret), timeout=10, **kwargs)
+        return self.client.post(
+            self.base + "/oauth/token",
+            data={"grant_type": JWT_BEARER, "assertion": self.assertion()},
+            auth=(t.client_id, t.client_secret),
+            timeout=10,
+            **kwargs,
+        )
 
     def access_log_line(self, request_id: str) -> dict:
         """authserver's own access-log line (JSON) for a request id."""
@@ -364,7 +380,9 @@ def proxied_stack(directory: Path, trusted_proxies: str):
         try:
             deadline = time.monotonic() + 10
             while True:
-                assert nginx.poll() is None, (directory / "nginx.out").read_text() + (directory / "error.log").read_text()
+                assert nginx.poll() is None, (directory / "nginx.out").read_text() + (
+                    directory / "error.log"
+                ).read_text()
                 with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", https_port), timeout=1):
                     break
                 assert time.monotonic() < deadline, "nginx did not start listening"
@@ -439,7 +457,9 @@ def test_body_limits_match_the_servers(stack):
     # Above the OAuth endpoints' own limit: authserver's RFC 6749 answer, not nginx's page.
     t = stack.tenant
     form = {"grant_type": JWT_BEARER, "assertion": stack.assertion(), "scope": "read " * 4000}
-    too_large = stack.client.post(stack.base + "/oauth/token", data=form, auth=(t.client_id, t.client_secret), timeout=10)
+    too_large = stack.client.post(
+        stack.base + "/oauth/token", data=form, auth=(t.client_id, t.client_secret), timeout=10
+    )
     assert too_large.status_code == 413 and too_large.json()["error"] == "invalid_request"
     # Above every limit of the server: nginx refuses it without passing it on.
     huge = stack.client.post(stack.base + "/oauth/token", data={"assertion": "x" * (limit + 1)}, timeout=10)

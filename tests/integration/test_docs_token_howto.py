@@ -20,7 +20,9 @@ def test_the_docs_page_commands_get_a_working_management_token(tmp_path):
     env["PATH"] = f"{Path(sys.executable).parent}:{env['PATH']}"
     cli(env, "init")
     org = cli(env, "org", "create", "Acme")["org_id"]
-    admin = cli(env, "account", "create", org, "Ada", "--kind", "user", "--email", "ada@acme.test", "--admin")["account_id"]
+    admin = cli(env, "account", "create", org, "Ada", "--kind", "user", "--email", "ada@acme.test", "--admin")[
+        "account_id"
+    ]
     with running_server(env, port) as base:
         page = requests.get(base + "/api/v1/docs", timeout=10).text
         section = page.split('id="getting-a-token"', 1)[1]

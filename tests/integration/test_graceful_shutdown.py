@@ -46,9 +46,19 @@ def test_sigterm_under_load_answers_every_request_sent_before_it(setup):
     def load():
         while not stop.is_set():
             now = int(time.time())
-            assertion = jwt.encode({"iss": setup["client"], "sub": setup["account"], "aud": setup["issuer"] + "/oauth/token",
-                                    "iat": now, "exp": now + 120, "jti": uuid.uuid4().hex}, setup["key"],
-                                   algorithm="ES256", headers={"kid": setup["kid"]})
+            assertion = jwt.encode(
+                {
+                    "iss": setup["client"],
+                    "sub": setup["account"],
+                    "aud": setup["issuer"] + "/oauth/token",
+                    "iat": now,
+                    "exp": now + 120,
+                    "jti": uuid.uuid4().hex,
+                },
+                setup["key"],
+                algorithm="ES256",
+                headers={"kid": setup["kid"]},
+            )
             sent = time.monotonic()
             try:
                 response = requests.post(f"http://127.0.0.1:{setup['port']}/oauth/token",
@@ -65,7 +75,9 @@ def test_sigterm_under_load_answers_every_request_sent_before_it(setup):
     with running_server(setup["env"], setup["port"], workers=2, log_path=setup["db"].parent.parent / "server.log"):
         master = int(subprocess.run(["pgrep", "-f", f"127.0.0.1:{setup['port']}"], capture_output=True,
                                     text=True).stdout.split()[0])
-        children = subprocess.run(["ps", "-o", "pid=", "--ppid", str(master)], capture_output=True, text=True).stdout.split()
+        children = subprocess.run(
+            ["ps", "-o", "pid=", "--ppid", str(master)], capture_output=True, text=True
+        ).stdout.split()
         threads = [threading.Thread(target=load) for _ in range(8)]
         for t in threads:
             t.start()
@@ -104,9 +116,19 @@ def test_a_graceful_exit_writes_the_pending_last_used_times(setup):
     """Last-used times wait in the worker's memory for a few seconds; SIGTERM must not lose them."""
     with running_server(setup["env"], setup["port"], workers=1) as base:
         now = int(time.time())
-        assertion = jwt.encode({"iss": setup["client"], "sub": setup["account"], "aud": setup["issuer"] + "/oauth/token",
-                                "iat": now, "exp": now + 120, "jti": uuid.uuid4().hex}, setup["key"],
-                               algorithm="ES256", headers={"kid": setup["kid"]})
+        assertion = jwt.encode(
+            {
+                "iss": setup["client"],
+                "sub": setup["account"],
+                "aud": setup["issuer"] + "/oauth/token",
+                "iat": now,
+                "exp": now + 120,
+                "jti": uuid.uuid4().hex,
+            },
+            setup["key"],
+            algorithm="ES256",
+            headers={"kid": setup["kid"]},
+        )
         response = requests.post(base + "/oauth/token", data={"grant_type": JWT_BEARER, "assertion": assertion},
                                  auth=(setup["client"], setup["secret"]), timeout=30)
         assert response.status_code == 200

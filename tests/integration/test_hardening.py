@@ -17,7 +17,7 @@ from authserver.services.accounts import create_account
 from authserver.services.client_keys import add_key
 from authserver.services.organizations import create_organization
 
-from ..conftest import PG_URL, TOKEN_ENDPOINT, basic, get_token, make_tenant, public_pem
+from ..conftest import PG_URL, basic, get_token, make_tenant, public_pem
 from ..conftest import REDIS_URL as REDIS_TEST_URL
 from .helpers import assert_oauth_error, count
 
@@ -149,7 +149,9 @@ def test_a_secret_that_differs_anywhere_never_authenticates(http, tenant):
 
 
 def test_another_clients_valid_secret_never_authenticates_this_client(http, tenant, other_tenant):
-    response = http.post("/oauth/token", data=tenant.token_form(), headers=basic(tenant.client_id, other_tenant.client_secret))
+    response = http.post(
+        "/oauth/token", data=tenant.token_form(), headers=basic(tenant.client_id, other_tenant.client_secret)
+    )
     assert_oauth_error(response, 401, "invalid_client")
 
 

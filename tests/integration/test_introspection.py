@@ -4,7 +4,6 @@ from __future__ import annotations
 import uuid
 
 import jwt
-import pytest
 
 from authserver import clock
 from authserver.models import AccessToken
@@ -13,7 +12,7 @@ from authserver.services.client_secrets import add_secret, delete_secret
 from authserver.services.clients import delete_client, register_client
 
 from ..conftest import ISSUER, basic, get_token, random_secret
-from .helpers import assert_no_store, assert_oauth_error, case, b64url, count, token_record, unverified_claims
+from .helpers import assert_no_store, assert_oauth_error, b64url, case, count, token_record, unverified_claims
 
 INACTIVE = {"active": False}
 ACTIVE_FIELDS = {"active", "scope", "client_id", "sub", "org_id", "exp", "iat", "iss", "aud", "jti", "token_type"}
@@ -172,7 +171,9 @@ def test_tampered_claims_are_inactive(http, tenant):
 def test_token_signed_by_a_foreign_key_with_our_kid_is_inactive(app, http, tenant, rsa_key):
     token = get_token(http, tenant)["access_token"]
     header = jwt.get_unverified_header(token)
-    forged = jwt.encode(unverified_claims(token), rsa_key, algorithm="RS256", headers={"kid": header["kid"], "typ": "at+jwt"})
+    forged = jwt.encode(
+        unverified_claims(token), rsa_key, algorithm="RS256", headers={"kid": header["kid"], "typ": "at+jwt"}
+    )
     assert introspect(http, forged, tenant.auth()) == INACTIVE
 
 

@@ -14,7 +14,7 @@ from authserver.extensions import db
 from authserver.services.signing_keys import current_signing_key, rotate_signing_key
 
 from ..conftest import DEFAULT_API, ISSUER, JWT_BEARER, get_token, make_app, make_tenant
-from .helpers import assert_no_store, unverified_claims
+from .helpers import unverified_claims
 
 RFC9068_CLAIMS = {"iss", "sub", "aud", "org_id", "client_id", "scope", "jti", "iat", "exp"}
 PRIVATE_MEMBERS = {"d", "p", "q", "dp", "dq", "qi", "oth", "k"}

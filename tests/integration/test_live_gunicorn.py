@@ -187,7 +187,9 @@ def test_deleted_secret_is_refused_by_both_workers_at_once(live, tmp_path):
         if _workers(issued_by_worker()) == 2:
             break
         tokens += _batch(live, setup, doomed["client_secret"], 20)
-    assert all(isinstance(t, BearerToken) for t in tokens), [repr(t)[:120] for t in tokens if not isinstance(t, BearerToken)]
+    assert all(isinstance(t, BearerToken) for t in tokens), [
+        repr(t)[:120] for t in tokens if not isinstance(t, BearerToken)
+    ]
     assert all(t.scope == "read" and t.expires_in and t.expires_in > 3500 for t in tokens)
     issued = issued_by_worker()
     assert sum(issued.values()) == len(tokens) and _workers(issued) == 2, (dict(issued), live.log_tail())

@@ -50,9 +50,13 @@ def test_upgrade_keeps_the_data_of_an_older_schema(tmp_path, empty_database):
         upgrade(directory=MIGRATIONS, revision="0001")
         assert "rate_limit_counters" not in inspect(db.engine).get_table_names()
         db.session.execute(text("INSERT INTO organizations (org_id, name, created_at) VALUES ('org_old', 'Old', 1)"))
-        db.session.execute(text(
-            "INSERT INTO clients (client_id, org_id, name, description, scope, resource_server, keys_version, created_at, updated_at) "
-            "VALUES ('0123456789abcdef0123456789abcdef', 'org_old', 'Legacy', '', 'read', false, 0, 1, 1)"))
+        db.session.execute(
+            text(
+                "INSERT INTO clients (client_id, org_id, name, description, scope, resource_server, keys_version, "
+                "created_at, updated_at) "
+                "VALUES ('0123456789abcdef0123456789abcdef', 'org_old', 'Legacy', '', 'read', false, 0, 1, 1)"
+            )
+        )
         db.session.commit()
         upgrade(directory=MIGRATIONS)
         assert "rate_limit_counters" in inspect(db.engine).get_table_names()
@@ -69,7 +73,6 @@ def test_upgrade_to_apis_keeps_former_clients_working(tmp_path, empty_database):
     the management API with `manage`, and the old resource server still introspects."""
     import json
     import time
-    import uuid
 
     import jwt
     from cryptography.hazmat.primitives.asymmetric import ec
@@ -88,7 +91,9 @@ def test_upgrade_to_apis_keeps_former_clients_working(tmp_path, empty_database):
     parsed = parse_public_key(public_pem(key), kid="old-key")
     with app.app_context():
         upgrade(directory=MIGRATIONS, revision="0002")
-        db.session.execute(text("INSERT INTO organizations (org_id, name, created_at) VALUES ('org_a', 'A', 1), ('org_b', 'B', 1)"))
+        db.session.execute(
+            text("INSERT INTO organizations (org_id, name, created_at) VALUES ('org_a', 'A', 1), ('org_b', 'B', 1)")
+        )
         db.session.execute(text("INSERT INTO accounts (account_id, org_id, name, kind, is_admin, created_at) "
                                 "VALUES ('acc_a', 'org_a', 'worker', 'service', false, 1)"))
         for client_id, org, scope, flag in ((legacy, "org_a", "read write manage", False), (rs, "org_b", "", True)):

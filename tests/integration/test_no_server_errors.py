@@ -35,9 +35,15 @@ json_value = st.recursive(
 )
 # JWS-shaped strings whose header and payload are arbitrary JSON: the paths past "is it a JWT".
 jws_shaped = st.builds(
-    lambda header, payload, sig: f"{b64url(json.dumps(header).encode())}.{b64url(json.dumps(payload).encode())}.{b64url(sig)}",
-    st.dictionaries(st.sampled_from(["alg", "kid", "typ", "crit", "jku", "jwk", "x5c", "b64", "zip"]), json_value, max_size=5),
-    st.dictionaries(st.sampled_from(["iss", "sub", "aud", "exp", "nbf", "iat", "jti", "scope"]), json_value, max_size=8),
+    lambda header, payload, sig: (
+        f"{b64url(json.dumps(header).encode())}.{b64url(json.dumps(payload).encode())}.{b64url(sig)}"
+    ),
+    st.dictionaries(
+        st.sampled_from(["alg", "kid", "typ", "crit", "jku", "jwk", "x5c", "b64", "zip"]), json_value, max_size=5
+    ),
+    st.dictionaries(
+        st.sampled_from(["iss", "sub", "aud", "exp", "nbf", "iat", "jti", "scope"]), json_value, max_size=8
+    ),
     st.binary(max_size=80),
 )
 
@@ -53,7 +59,9 @@ def _check(response) -> None:
 @given(
     path=st.sampled_from(PATHS),
     form=st.dictionaries(st.sampled_from(NAMES), text | jws_shaped, max_size=6),
-    authorization=st.none() | header_text | st.builds(lambda raw: "Basic " + base64.b64encode(raw).decode(), st.binary(max_size=80)),
+    authorization=st.none()
+    | header_text
+    | st.builds(lambda raw: "Basic " + base64.b64encode(raw).decode(), st.binary(max_size=80)),
     use_tenant=st.booleans(),
 )
 def test_generated_requests_never_get_a_server_error(http, tenant, path, form, authorization, use_tenant):

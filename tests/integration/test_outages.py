@@ -11,7 +11,7 @@ import redis
 from sqlalchemy import func, select, text
 
 from authserver.extensions import db
-from authserver.models import AccessToken, ClientSecret, UsedAssertion
+from authserver.models import AccessToken, UsedAssertion
 
 from ..conftest import PG_URL, make_app, make_tenant
 from .helpers import assert_oauth_error
@@ -77,7 +77,9 @@ CREATE OR REPLACE FUNCTION authserver_test_die() RETURNS trigger AS $$
 BEGIN PERFORM pg_terminate_backend(pg_backend_pid()); RETURN NEW; END $$ LANGUAGE plpgsql;
 CREATE TRIGGER authserver_test_die BEFORE INSERT ON access_tokens FOR EACH ROW EXECUTE FUNCTION authserver_test_die();
 """
-DROP_KILLER = "DROP TRIGGER IF EXISTS authserver_test_die ON access_tokens; DROP FUNCTION IF EXISTS authserver_test_die();"
+DROP_KILLER = (
+    "DROP TRIGGER IF EXISTS authserver_test_die ON access_tokens; DROP FUNCTION IF EXISTS authserver_test_die();"
+)
 
 
 @pg_only
@@ -228,7 +230,9 @@ def test_a_request_past_its_deadline_is_rolled_back_not_committed(tmp_path, sqli
     assertion = tenant.assertion()
     bucket, expires_at = _bucket("token:client:" + tenant.client_id, clock.now())
     holder = psycopg.connect(_admin_dsn())
-    holder.execute("INSERT INTO rate_limit_counters (bucket, count, expires_at) VALUES (%s, 1, %s)", (bucket, expires_at))
+    holder.execute(
+        "INSERT INTO rate_limit_counters (bucket, count, expires_at) VALUES (%s, 1, %s)", (bucket, expires_at)
+    )
     releaser = threading.Timer(1.5, holder.rollback)  # the lock goes after 1.5 s, past the 1 s deadline
     releaser.start()
     try:

@@ -16,7 +16,15 @@ from authserver.models import AccessToken, UsedAssertion
 from authserver.services.client_secrets import delete_secret
 
 from ..conftest import ISSUER, TOKEN_ENDPOINT, Tenant, make_app, make_tenant
-from .helpers import assert_no_store, assert_nothing_issued, assert_oauth_error, case, count, token_record, unverified_claims
+from .helpers import (
+    assert_no_store,
+    assert_nothing_issued,
+    assert_oauth_error,
+    case,
+    count,
+    token_record,
+    unverified_claims,
+)
 
 CLIENT_ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 INTROSPECT = ISSUER + "/oauth/introspect"
@@ -104,10 +112,27 @@ def test_every_malformed_or_mixed_request_is_invalid_request_and_issues_nothing(
     secret_holder = other_tenant  # has a secret: mixing it with an assertion is refused all the same
     cases = [
         ("assertion and Basic", secret_holder, key_auth(secret_holder), secret_holder.auth(), "exactly one"),
-        ("assertion and client_secret", secret_holder, {**key_auth(secret_holder), "client_secret": secret_holder.client_secret},
-         None, "exactly one"),
-        ("no client_assertion_type", keyed, {"client_assertion": client_assertion(keyed)}, None, "client_assertion_type"),
-        ("no client_assertion", keyed, {"client_assertion_type": CLIENT_ASSERTION_TYPE}, None, "client_assertion is missing"),
+        (
+            "assertion and client_secret",
+            secret_holder,
+            {**key_auth(secret_holder), "client_secret": secret_holder.client_secret},
+            None,
+            "exactly one",
+        ),
+        (
+            "no client_assertion_type",
+            keyed,
+            {"client_assertion": client_assertion(keyed)},
+            None,
+            "client_assertion_type",
+        ),
+        (
+            "no client_assertion",
+            keyed,
+            {"client_assertion_type": CLIENT_ASSERTION_TYPE},
+            None,
+            "client_assertion is missing",
+        ),
         ("other client_id", keyed, {**key_auth(keyed), "client_id": secret_holder.client_id}, None, "client_id"),
         ("too large", keyed, key_auth(keyed, jti="j" * 9000), None, "larger than 8192 bytes"),
     ]
@@ -236,18 +261,21 @@ def test_client_and_grant_assertions_have_separate_replay_scopes(http, keyed):
 
 # --- failure limits -----------------------------------------------------------------------------
 
-def test_failed_client_assertions_count_in_the_failed_authentication_limits(tmp_path, sqlite_template, pg_template_ready,
-                                                                            backend):
+def test_failed_client_assertions_count_in_the_failed_authentication_limits(
+    tmp_path, sqlite_template, pg_template_ready, backend
+):
     app = make_app(tmp_path, sqlite_template, backend, pg_template_ready, rate_limit_auth_failures_per_client=2)
     with app.app_context():
         try:
             tenant = make_tenant()
             http = app.test_client()
             stranger = ec.generate_private_key(ec.SECP256R1())
-            for attempt in range(2):
+            for _attempt in range(2):
                 assert_oauth_error(token_request(http, tenant, **key_auth(tenant, key=stranger)), 401, "invalid_client")
             replayed = client_assertion(tenant)
-            assert token_request(http, tenant, **key_auth(tenant, replayed)).status_code == 200  # correct: never limited
+            assert (
+                token_request(http, tenant, **key_auth(tenant, replayed)).status_code == 200
+            )  # correct: never limited
             over = token_request(http, tenant, **key_auth(tenant, key=stranger))
             assert_oauth_error(over, 429, "slow_down")
             assert int(over.headers["Retry-After"]) > 0
@@ -276,7 +304,9 @@ def test_client_assertions_are_single_use_in_redis_too(tmp_path, sqlite_template
                                    "invalid_scope")
                 response = token_request(http, tenant, **key_auth(tenant, reused))  # released after the refusal
                 assert response.status_code == 200, response.get_json()
-                body = assert_oauth_error(token_request(http, tenant, **key_auth(tenant, reused)), 401, "invalid_client")
+                body = assert_oauth_error(
+                    token_request(http, tenant, **key_auth(tenant, reused)), 401, "invalid_client"
+                )
                 assert "already used" in body["error_description"]
                 token = response.get_json()["access_token"]
                 introspected = client_assertion(tenant, aud=INTROSPECT)

@@ -93,14 +93,22 @@ def test_readyz_reports_redis(redis_app):
 
 
 def test_failed_authentications_per_client_id_do_not_lock_out_the_real_client(tmp_path, sqlite_template):
-    app = make_app(tmp_path, sqlite_template, rate_limit_auth_failures_per_client=3, rate_limit_auth_failures_per_address=0)
+    app = make_app(
+        tmp_path, sqlite_template, rate_limit_auth_failures_per_client=3, rate_limit_auth_failures_per_address=0
+    )
     with app.app_context():
         tenant = make_tenant()
         http = app.test_client()
-        statuses = [http.post("/oauth/token", data=tenant.token_form(), headers={"Authorization": _basic(tenant.client_id, "guess")}).status_code
-                    for _ in range(5)]
+        statuses = [
+            http.post(
+                "/oauth/token", data=tenant.token_form(), headers={"Authorization": _basic(tenant.client_id, "guess")}
+            ).status_code
+            for _ in range(5)
+        ]
         assert statuses[:3] == [401, 401, 401] and statuses[3:] == [429, 429]
-        limited = http.post("/oauth/token", data=tenant.token_form(), headers={"Authorization": _basic(tenant.client_id, "guess")})
+        limited = http.post(
+            "/oauth/token", data=tenant.token_form(), headers={"Authorization": _basic(tenant.client_id, "guess")}
+        )
         assert limited.status_code == 429 and int(limited.headers["Retry-After"]) > 0
         assert limited.get_json()["error"] == "slow_down"
         # The client with its real secret is never blocked by someone guessing at its id.
@@ -109,17 +117,29 @@ def test_failed_authentications_per_client_id_do_not_lock_out_the_real_client(tm
 
 
 def test_failed_authentications_per_address_block_that_address(tmp_path, sqlite_template):
-    app = make_app(tmp_path, sqlite_template, rate_limit_auth_failures_per_address=2, rate_limit_auth_failures_per_client=0)
+    app = make_app(
+        tmp_path, sqlite_template, rate_limit_auth_failures_per_address=2, rate_limit_auth_failures_per_client=0
+    )
     with app.app_context():
         tenant = make_tenant()
         http = app.test_client()
-        statuses = [http.post("/oauth/token", data=tenant.token_form(),
-                              headers={"Authorization": _basic(tenant.client_id, "nope")}).status_code for _ in range(3)]
+        statuses = [
+            http.post(
+                "/oauth/token", data=tenant.token_form(), headers={"Authorization": _basic(tenant.client_id, "nope")}
+            ).status_code
+            for _ in range(3)
+        ]
         assert statuses == [401, 401, 429]
-        blocked = http.post("/oauth/token", data=tenant.token_form(), headers={"Authorization": _basic("someone", "else")})
+        blocked = http.post(
+            "/oauth/token", data=tenant.token_form(), headers={"Authorization": _basic("someone", "else")}
+        )
         assert blocked.status_code == 429 and int(blocked.headers["Retry-After"]) > 0
-        other = http.post("/oauth/token", data=tenant.token_form(), headers={"Authorization": _basic("someone", "else")},
-                          environ_base={"REMOTE_ADDR": "10.9.8.7"})
+        other = http.post(
+            "/oauth/token",
+            data=tenant.token_form(),
+            headers={"Authorization": _basic("someone", "else")},
+            environ_base={"REMOTE_ADDR": "10.9.8.7"},
+        )
         assert other.status_code == 401  # another address is not affected
         # A correct secret from the limited address still works: limits only ever refuse failures.
         assert http.post("/oauth/token", data=tenant.token_form(), headers=tenant.auth()).status_code == 200
@@ -132,7 +152,9 @@ def test_token_requests_per_client_are_limited(tmp_path, sqlite_template):
     with app.app_context():
         tenant = make_tenant()
         http = app.test_client()
-        statuses = [http.post("/oauth/token", data=tenant.token_form(), headers=tenant.auth()).status_code for _ in range(3)]
+        statuses = [
+            http.post("/oauth/token", data=tenant.token_form(), headers=tenant.auth()).status_code for _ in range(3)
+        ]
         assert statuses == [200, 200, 429]
         assert _count(AccessToken) == 2
         db.session.remove()

@@ -263,8 +263,11 @@ def test_upgrade_from_the_previous_schema(tmp_path, backend, databases):
     with deployment.app() as app:
         initialise()
         tenant = make_tenant("Acme", scope="read")
-        issued = app.test_client().post("/oauth/token", data={"grant_type": JWT_BEARER, "assertion": host.assertion(tenant)},
-                                        auth=(tenant.client_id, tenant.client_secret))
+        issued = app.test_client().post(
+            "/oauth/token",
+            data={"grant_type": JWT_BEARER, "assertion": host.assertion(tenant)},
+            auth=(tenant.client_id, tenant.client_secret),
+        )
         assert issued.status_code == 200, issued.get_json()
         token = issued.get_json()["access_token"]
     # The database as the previous version left it, with that token and the client's secret and key in it.
@@ -281,7 +284,9 @@ def test_upgrade_from_the_previous_schema(tmp_path, backend, databases):
             assert conn.execute("SELECT version_num FROM alembic_version").fetchone() == (PREVIOUS_SCHEMA,)
     else:
         run("pg_dump", "--format=custom", f"--file={backup / 'authserver.dump'}", libpq_url(database))
-        listed = run("pg_restore", "--data-only", "--table=alembic_version", "--file=-", str(backup / "authserver.dump"))
+        listed = run(
+            "pg_restore", "--data-only", "--table=alembic_version", "--file=-", str(backup / "authserver.dump")
+        )
         assert f"\n{PREVIOUS_SCHEMA}\n" in listed.stdout
     # 3. The new version is installed (this checkout). 4. It says the schema is not its own.
     checked = deployment.check()
@@ -323,7 +328,9 @@ def test_postgresql_connections_per_host_stay_within_the_sizing_table(tmp_path):
             host = Host(base, deployment.issuer)
 
             def connections() -> int:
-                return monitor.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = %s", (name,)).fetchone()[0]
+                return monitor.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = %s", (name,)).fetchone()[
+                    0
+                ]
 
             def client_work(_):
                 token = host.token(tenant)

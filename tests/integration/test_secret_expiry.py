@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 from click.testing import CliRunner
@@ -52,7 +52,7 @@ def iso(timestamp: int) -> str:
 
 
 def utc(timestamp: int) -> datetime:
-    return datetime.fromtimestamp(timestamp, tz=timezone.utc)
+    return datetime.fromtimestamp(timestamp, tz=UTC)
 
 
 def fresh_form(tenant, secret: str | None = None) -> tuple[dict, dict]:
@@ -144,7 +144,9 @@ def test_an_expired_secret_sent_in_the_form_is_refused_without_a_basic_challenge
     new = add_secret(tenant.client_id, expires_in_days=3)
     clock.shift(3 * DAY + 60)
     form, _ = fresh_form(tenant)
-    response = http.post("/oauth/token", data={**form, "client_id": tenant.client_id, "client_secret": new.client_secret})
+    response = http.post(
+        "/oauth/token", data={**form, "client_id": tenant.client_id, "client_secret": new.client_secret}
+    )
     assert "expired" in assert_oauth_error(response, 401, "invalid_client")["error_description"]
     assert "WWW-Authenticate" not in response.headers
 
@@ -347,7 +349,7 @@ def test_console_adds_a_secret_with_an_expiry_and_shows_it(console, console_admi
     day = (utc(now) + timedelta(days=90)).date()
     assert console.submit(page, page + "/secrets", {"expires_at": day.isoformat()}).status_code == 200
     (second,) = [r for r in secret_rows(client.client_id) if r.secret_id != row.secret_id]
-    assert second.expires_at == int(datetime(day.year, day.month, day.day, tzinfo=timezone.utc).timestamp())
+    assert second.expires_at == int(datetime(day.year, day.month, day.day, tzinfo=UTC).timestamp())
     listing = secrets_section(page_text(console.get(page)))
     assert "badge" not in listing.split("<table", 1)[1] and 'id="secret-warning"' not in listing  # 30, 90 days
 
@@ -447,7 +449,9 @@ def test_the_default_lifetime_comes_from_the_environment_for_the_cli(app, tenant
     new = Cli(app, AUTHSERVER_SECRET_DEFAULT_TTL_DAYS="45").json("secret", "add", tenant.client_id)
     assert now + 45 * DAY <= db.session.get(ClientSecret, new["secret_id"]).expires_at <= clock.now() + 45 * DAY
     assert new["expires_at"] is not None
-    assert Cli(app, AUTHSERVER_SECRET_DEFAULT_TTL_DAYS="0").json("secret", "add", tenant.client_id)["expires_at"] is None
+    assert (
+        Cli(app, AUTHSERVER_SECRET_DEFAULT_TTL_DAYS="0").json("secret", "add", tenant.client_id)["expires_at"] is None
+    )
     for bad, needle in (("-1", "at least 0"), ("3651", "at most 3650"), ("forever", "integer")):
         with case(bad):
             result = Cli(app, AUTHSERVER_SECRET_DEFAULT_TTL_DAYS=bad).run("secret", "add", tenant.client_id, "--json")
@@ -458,7 +462,9 @@ def test_the_default_lifetime_comes_from_the_environment_for_the_cli(app, tenant
 
 def test_the_setting_is_validated(tmp_path):
     assert load_settings({"instance_path": str(tmp_path)}).secret_default_ttl_days == 0
-    assert load_settings({"instance_path": str(tmp_path), "secret_default_ttl_days": "90"}).secret_default_ttl_days == 90
+    assert (
+        load_settings({"instance_path": str(tmp_path), "secret_default_ttl_days": "90"}).secret_default_ttl_days == 90
+    )
     for bad in ("-1", "3651", "1.5", "", "never"):
         with case(bad), pytest.raises(ConfigError, match="AUTHSERVER_SECRET_DEFAULT_TTL_DAYS"):
             load_settings({"instance_path": str(tmp_path), "secret_default_ttl_days": bad})
@@ -471,4 +477,7 @@ def test_secrets_from_before_expiry_existed_never_expire(http, tenant):
     response = call(http, "introspect", tenant, tenant.client_secret)
     assert response.status_code == 200, body_text(response)
     make_tenant("Later")  # and new secrets still get no expiry without the setting
-    assert db.session.scalar(select(func.count()).select_from(ClientSecret).where(ClientSecret.expires_at.is_not(None))) == 0
+    assert (
+        db.session.scalar(select(func.count()).select_from(ClientSecret).where(ClientSecret.expires_at.is_not(None)))
+        == 0
+    )

@@ -13,7 +13,7 @@ from authserver.extensions import db
 from authserver.models import AuditEvent, ClientSecret
 from authserver.services.client_secrets import LABEL_MAX
 
-from .api_support import API, assert_problem, manager  # noqa: F401
+from .api_support import API, assert_problem
 from .helpers import case
 from .test_secret_expiry import Cli, page_text, secrets_section
 

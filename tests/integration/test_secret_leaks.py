@@ -55,8 +55,15 @@ def store_secret(client_id: str, plaintext: str) -> str:
     of the test's choosing), stored exactly as the server stores secrets."""
     secret_id = "sec_" + secrets.token_hex(10)
     pepper = current_app.extensions["authserver.settings"].secret_pepper
-    db.session.add(ClientSecret(secret_id=secret_id, client_id=client_id, secret_hash=hash_client_secret(plaintext, pepper),
-                                created_at=clock.now(), last_used_at=None))
+    db.session.add(
+        ClientSecret(
+            secret_id=secret_id,
+            client_id=client_id,
+            secret_hash=hash_client_secret(plaintext, pepper),
+            created_at=clock.now(),
+            last_used_at=None,
+        )
+    )
     db.session.commit()
     return secret_id
 
@@ -83,7 +90,11 @@ def in_a_fresh_window() -> None:
 
 def test_every_new_secret_has_the_published_format(http, manager):
     from_api = http.post(f"{API}/clients/{manager.tenant.client_id}/secrets", headers=manager.headers()).get_json()
-    for secret in (manager.tenant.client_secret, from_api["client_secret"], add_secret(manager.tenant.client_id).client_secret):
+    for secret in (
+        manager.tenant.client_secret,
+        from_api["client_secret"],
+        add_secret(manager.tenant.client_id).client_secret,
+    ):
         assert re.fullmatch(SECRET_REGEX, secret), secret[:5]
         assert secret[-6:] == secret_checksum(secret[5:-6])
 
@@ -128,7 +139,10 @@ def test_secrets_from_before_the_format_keep_working(http, tenant, other_tenant)
             body = assert_oauth_error(call(http, "token", tenant, other), 401, "invalid_client")
             assert UNKNOWN in body["error_description"]
     # Another client's old-format secret does not authenticate this one.
-    assert UNKNOWN in assert_oauth_error(call(http, "token", other_tenant, legacy), 401, "invalid_client")["error_description"]
+    assert (
+        UNKNOWN
+        in assert_oauth_error(call(http, "token", other_tenant, legacy), 401, "invalid_client")["error_description"]
+    )
 
 
 # --- reporting a leak ---------------------------------------------------------------------------
@@ -183,7 +197,9 @@ def test_a_leaked_secret_is_refused_at_every_endpoint_and_only_its_holder_learns
     assert "reported leaked" in body["error_description"] and "Add a new secret" in body["error_description"]
     assert refused.headers["WWW-Authenticate"].startswith("Basic")
     # Presented with another client's id it is just a wrong secret: no word about the leak.
-    stranger = assert_oauth_error(call(http, endpoint, other_tenant, tenant.client_secret, token), 401, "invalid_client")
+    stranger = assert_oauth_error(
+        call(http, endpoint, other_tenant, tenant.client_secret, token), 401, "invalid_client"
+    )
     assert UNKNOWN in stranger["error_description"] and "leak" not in stranger["error_description"]
 
 

@@ -16,12 +16,12 @@ from click.testing import CliRunner
 from sqlalchemy import delete, insert, select, text, update
 
 from authserver import clock
+from authserver.access_tokens import decode_access_token
 from authserver.cli import main
 from authserver.crypto.jws import Signer
 from authserver.crypto.signing import decrypt_private_key
 from authserver.extensions import db
 from authserver.models import AccessToken, AuditEvent, SigningKey
-from authserver.access_tokens import decode_access_token
 from authserver.services.signing_keys import rotate_signing_key
 
 from ..conftest import ISSUER, get_token
@@ -69,8 +69,11 @@ class Operator:
 
     def __init__(self, app):
         settings = app.extensions["authserver.settings"]
-        self.env = {"AUTHSERVER_INSTANCE_PATH": str(settings.instance_path), "AUTHSERVER_DATABASE_URL": settings.database_url,
-                    "AUTHSERVER_ISSUER": ISSUER}
+        self.env = {
+            "AUTHSERVER_INSTANCE_PATH": str(settings.instance_path),
+            "AUTHSERVER_DATABASE_URL": settings.database_url,
+            "AUTHSERVER_ISSUER": ISSUER,
+        }
 
     def run(self, *args):
         return CliRunner().invoke(main, ["signing-key", *args], env=self.env, catch_exceptions=False)
@@ -104,7 +107,9 @@ def stored() -> dict:
 
 def record(token: str):
     db.session.rollback()
-    return db.session.execute(select(AccessToken.__table__).where(AccessToken.jti == unverified_claims(token)["jti"])).first()
+    return db.session.execute(
+        select(AccessToken.__table__).where(AccessToken.jti == unverified_claims(token)["jti"])
+    ).first()
 
 
 def events(action: str) -> list[dict]:
@@ -188,7 +193,9 @@ def test_plain_rotation_pending_signing_retired_expired(operator, first_kid, htt
     assert published(http) == {new}
 
 
-def test_second_plain_rotation_while_one_is_pending_keeps_the_first_schedule(operator, first_kid, http, tenant, settings):
+def test_second_plain_rotation_while_one_is_pending_keeps_the_first_schedule(
+    operator, first_kid, http, tenant, settings
+):
     """The oldest key stops signing when the first rotation said; the first new key then signs until
     the second one takes over."""
     delay = settings.signing_key_activation_delay
@@ -245,7 +252,9 @@ def test_rotate_now_human_output(operator, first_kid):
 
 # --- withdrawal -------------------------------------------------------------------------------
 
-def test_withdrawn_key_is_unpublished_and_its_tokens_inactive_at_once(app, operator, first_kid, http, tenant, settings, keyring):
+def test_withdrawn_key_is_unpublished_and_its_tokens_inactive_at_once(
+    app, operator, first_kid, http, tenant, settings, keyring
+):
     manager = make_manager(http)
     old_token = issue(http, tenant)
     assert introspect(http, tenant, old_token)["active"] is True  # verified and remembered by this worker
@@ -326,7 +335,9 @@ def test_withdrawal_is_refused_while_the_key_signs_or_is_due_to(operator, first_
     assert "rotate --now" in message
     unchanged()
     pending = operator.json("rotate")["kid"]
-    assert "rotate --now" in operator.fails("withdraw", first_kid, code=4)  # still signing until the pending key takes over
+    assert "rotate --now" in operator.fails(
+        "withdraw", first_kid, code=4
+    )  # still signing until the pending key takes over
     assert "rotate --now" in operator.fails("withdraw", pending, code=4)  # due to sign: nothing would sign then
     operator.fails("withdraw", "no-such-kid", code=3)
     unchanged()
@@ -375,5 +386,9 @@ def test_rotation_and_withdrawal_audit_is_not_in_any_organization(operator, firs
     operator.json("rotate", "--now")
     operator.json("withdraw", first_kid)
     db.session.rollback()
-    orgs = db.session.execute(text("SELECT DISTINCT org_id FROM audit_events WHERE object_type = 'signing_key'")).scalars().all()
+    orgs = (
+        db.session.execute(text("SELECT DISTINCT org_id FROM audit_events WHERE object_type = 'signing_key'"))
+        .scalars()
+        .all()
+    )
     assert orgs == [None]

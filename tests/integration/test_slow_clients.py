@@ -77,12 +77,26 @@ def test_gevent_workers_on_postgresql_serve_more_concurrent_requests_than_the_po
                 with requests.Session() as http:
                     for _ in range(15):
                         now = int(time.time())
-                        assertion = jwt.encode({"iss": client, "sub": account, "aud": issuer + "/oauth/token", "iat": now,
-                                                "exp": now + 120, "jti": uuid.uuid4().hex}, key, algorithm="ES256",
-                                               headers={"kid": kid})
+                        assertion = jwt.encode(
+                            {
+                                "iss": client,
+                                "sub": account,
+                                "aud": issuer + "/oauth/token",
+                                "iat": now,
+                                "exp": now + 120,
+                                "jti": uuid.uuid4().hex,
+                            },
+                            key,
+                            algorithm="ES256",
+                            headers={"kid": kid},
+                        )
                         try:
-                            status = http.post(base + "/oauth/token", data={"grant_type": JWT_BEARER, "assertion": assertion},
-                                               auth=(client, secret), timeout=20).status_code
+                            status = http.post(
+                                base + "/oauth/token",
+                                data={"grant_type": JWT_BEARER, "assertion": assertion},
+                                auth=(client, secret),
+                                timeout=20,
+                            ).status_code
                             listed = http.get(base + "/readyz", timeout=20).status_code  # a session of the ORM
                         except requests.RequestException as exc:
                             status, listed = type(exc).__name__, None

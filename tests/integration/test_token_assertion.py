@@ -8,8 +8,6 @@ import json
 import time
 import uuid
 
-import jwt
-import pytest
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from jwt.algorithms import ECAlgorithm
 
@@ -20,11 +18,11 @@ from authserver.services.client_keys import add_key
 from ..conftest import ISSUER, TOKEN_ENDPOINT, make_tenant, public_pem
 from .helpers import (
     assert_no_store,
-    case,
     assert_nothing_issued,
     assert_oauth_error,
     b64url,
     b64url_json,
+    case,
     count,
     unverified_claims,
 )
@@ -206,8 +204,9 @@ def test_used_jti_is_kept_at_least_until_the_assertion_expires(http, tenant):
     assertion = tenant.assertion()
     accepted(http, tenant, assertion)
     exp = unverified_claims(assertion)["exp"]
-    from authserver.extensions import db
     from sqlalchemy import select
+
+    from authserver.extensions import db
 
     stored = db.session.execute(select(UsedAssertion.expires_at)).scalar_one()
     assert stored >= exp
@@ -319,7 +318,9 @@ def test_two_keys_require_a_kid(http, tenant):
     accepted(http, tenant, tenant.assertion())
     accepted(http, tenant, tenant.assertion(key=second, headers={"kid": "key-2"}))
     # A kid naming the other registered key does not verify.
-    assert_oauth_error(post(http, tenant, tenant.assertion(key=second, headers={"kid": tenant.kid})), 400, "invalid_grant")
+    assert_oauth_error(
+        post(http, tenant, tenant.assertion(key=second, headers={"kid": tenant.kid})), 400, "invalid_grant"
+    )
 
 
 def test_kid_not_a_string_is_refused(http, tenant):
@@ -333,8 +334,16 @@ def test_unknown_crit_header_is_refused(http, tenant):
     header = {"alg": "ES256", "kid": tenant.kid, "crit": ["urn:example:unknown"], "urn:example:unknown": 1}
     body = refused(http, tenant, _es256_signed(header, _claims(tenant), tenant.private_key))
     assert "crit" in body["error_description"]
-    refused(http, tenant, _es256_signed({"alg": "ES256", "kid": tenant.kid, "crit": ["exp"]}, _claims(tenant), tenant.private_key))
-    refused(http, tenant, _es256_signed({"alg": "ES256", "kid": tenant.kid, "crit": []}, _claims(tenant), tenant.private_key))
+    refused(
+        http,
+        tenant,
+        _es256_signed({"alg": "ES256", "kid": tenant.kid, "crit": ["exp"]}, _claims(tenant), tenant.private_key),
+    )
+    refused(
+        http,
+        tenant,
+        _es256_signed({"alg": "ES256", "kid": tenant.kid, "crit": []}, _claims(tenant), tenant.private_key),
+    )
 
 
 # --- size and shape ---------------------------------------------------------------------------
@@ -379,7 +388,9 @@ def test_tampered_claims_fail_the_signature(http, tenant, other_tenant):
 
 
 def test_missing_assertion_is_invalid_request(http, tenant):
-    response = http.post("/oauth/token", data={"grant_type": "urn:ietf:params:oauth:grant-type:jwt-bearer"}, headers=tenant.auth())
+    response = http.post(
+        "/oauth/token", data={"grant_type": "urn:ietf:params:oauth:grant-type:jwt-bearer"}, headers=tenant.auth()
+    )
     assert_oauth_error(response, 400, "invalid_request")
     response = post(http, tenant, "")
     assert_oauth_error(response, 400, "invalid_request")

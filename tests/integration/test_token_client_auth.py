@@ -5,8 +5,8 @@ from sqlalchemy import select
 
 from authserver import clock
 from authserver.extensions import db
-from authserver.models import AccessToken, ClientSecret, UsedAssertion
 from authserver.last_used import RESOLUTION as LAST_USED_RESOLUTION
+from authserver.models import AccessToken, ClientSecret, UsedAssertion
 from authserver.services.client_secrets import add_secret, delete_secret
 
 from ..conftest import basic, get_token, random_secret
@@ -66,7 +66,9 @@ def test_client_secret_post_issues_token(http, tenant):
 def test_several_secrets_work_at_once_and_each_token_records_its_secret(http, tenant):
     second = add_secret(tenant.client_id)
     first_token = get_token(http, tenant)["access_token"]
-    response = http.post("/oauth/token", data=tenant.token_form(), headers=basic(tenant.client_id, second.client_secret))
+    response = http.post(
+        "/oauth/token", data=tenant.token_form(), headers=basic(tenant.client_id, second.client_secret)
+    )
     assert response.status_code == 200, response.get_json()
     second_token = response.get_json()["access_token"]
     assert token_record(unverified_claims(first_token)["jti"]).secret_id == tenant.secret_id
@@ -140,7 +142,9 @@ def test_unknown_client_id_answers_exactly_like_a_wrong_secret(http, tenant):
 
 
 def test_another_clients_secret_does_not_authenticate(http, tenant, other_tenant):
-    response = http.post("/oauth/token", data=tenant.token_form(), headers=basic(tenant.client_id, other_tenant.client_secret))
+    response = http.post(
+        "/oauth/token", data=tenant.token_form(), headers=basic(tenant.client_id, other_tenant.client_secret)
+    )
     assert_oauth_error(response, 401, "invalid_client")
     assert_nothing_issued()
 
@@ -170,7 +174,9 @@ def test_deleted_secret_is_refused_on_the_next_request_and_its_tokens_stay_activ
     answer = _introspect(http, token, basic(tenant.client_id, keeper.client_secret))
     assert answer["active"] is True and answer["client_id"] == tenant.client_id
     # The remaining secret still obtains tokens.
-    response = http.post("/oauth/token", data=tenant.token_form(), headers=basic(tenant.client_id, keeper.client_secret))
+    response = http.post(
+        "/oauth/token", data=tenant.token_form(), headers=basic(tenant.client_id, keeper.client_secret)
+    )
     assert response.status_code == 200, response.get_json()
 
 
@@ -207,7 +213,9 @@ def test_malformed_basic_header_is_401(http, tenant):
 
 
 def test_bearer_authorization_is_not_client_authentication(http, tenant):
-    response = http.post("/oauth/token", data=tenant.token_form(), headers={"Authorization": "Bearer " + tenant.client_secret})
+    response = http.post(
+        "/oauth/token", data=tenant.token_form(), headers={"Authorization": "Bearer " + tenant.client_secret}
+    )
     assert_oauth_error(response, 401, "invalid_client")
     assert_nothing_issued()
 
@@ -220,7 +228,9 @@ def test_both_methods_at_once_is_invalid_request(http, tenant):
 
 
 def test_basic_with_a_different_form_client_id_is_invalid_request(http, tenant, other_tenant):
-    response = http.post("/oauth/token", data=tenant.token_form(client_id=other_tenant.client_id), headers=tenant.auth())
+    response = http.post(
+        "/oauth/token", data=tenant.token_form(client_id=other_tenant.client_id), headers=tenant.auth()
+    )
     assert_oauth_error(response, 400, "invalid_request")
     assert_nothing_issued()
 
@@ -235,7 +245,9 @@ def test_credentials_in_the_query_string_are_refused(http, tenant):
     query = f"?client_id={tenant.client_id}&client_secret={tenant.client_secret}"
     response = http.post("/oauth/token" + query, data=tenant.token_form())
     assert_oauth_error(response, 400, "invalid_request")
-    response = http.post(f"/oauth/token?client_secret={tenant.client_secret}", data=tenant.token_form(), headers=tenant.auth())
+    response = http.post(
+        f"/oauth/token?client_secret={tenant.client_secret}", data=tenant.token_form(), headers=tenant.auth()
+    )
     assert_oauth_error(response, 400, "invalid_request")
     assert_nothing_issued()
     assert _secret_row(tenant.secret_id).last_used_at is None

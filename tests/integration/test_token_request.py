@@ -10,7 +10,15 @@ import pytest
 from authserver.models import AccessToken
 
 from ..conftest import JWT_BEARER, get_token
-from .helpers import assert_no_store, assert_nothing_issued, case, assert_oauth_error, count, token_record, unverified_claims
+from .helpers import (
+    assert_no_store,
+    assert_nothing_issued,
+    assert_oauth_error,
+    case,
+    count,
+    token_record,
+    unverified_claims,
+)
 
 
 def test_get_on_the_token_endpoint_is_405_json(http, tenant):
@@ -60,7 +68,9 @@ def test_json_body_with_valid_credentials_gets_no_token(http, tenant):
 
 def test_repeated_parameter_is_invalid_request(http, tenant):
     for repeated in ("assertion", "grant_type", "scope", "client_id", "client_secret"):
-        form = list(tenant.token_form(client_id=tenant.client_id, client_secret=tenant.client_secret, scope="read").items())
+        form = list(
+            tenant.token_form(client_id=tenant.client_id, client_secret=tenant.client_secret, scope="read").items()
+        )
         form.append((repeated, dict(form)[repeated]))
         response = http.post("/oauth/token", data=urlencode(form), content_type="application/x-www-form-urlencoded")
         with case(repeated):
@@ -97,8 +107,12 @@ def test_body_of_exactly_the_limit_is_accepted(http, tenant, chunked):
     assert len(body) == 16384
     headers = {**tenant.auth(), "Content-Type": "application/x-www-form-urlencoded"}
     if chunked:
-        response = http.post("/oauth/token", input_stream=io.BytesIO(body), headers={**headers, "Transfer-Encoding": "chunked"},
-                             environ_overrides={"wsgi.input_terminated": True})
+        response = http.post(
+            "/oauth/token",
+            input_stream=io.BytesIO(body),
+            headers={**headers, "Transfer-Encoding": "chunked"},
+            environ_overrides={"wsgi.input_terminated": True},
+        )
     else:
         response = http.post("/oauth/token", data=body, headers=headers)
     assert response.status_code == 200, response.get_json()
@@ -107,12 +121,22 @@ def test_body_of_exactly_the_limit_is_accepted(http, tenant, chunked):
 # --- grant types ----------------------------------------------------------------------------
 
 def test_unsupported_grant_type(http, tenant):
-    for grant_type in ("client_credentials", "password", "authorization_code", "refresh_token",
-                       "urn:ietf:params:oauth:grant-type:saml2-bearer", "urn:ietf:params:oauth:grant-type:token-exchange",
-                       "urn:ietf:params:oauth:grant-type:device_code", JWT_BEARER.upper(), JWT_BEARER + " "):
+    for grant_type in (
+        "client_credentials",
+        "password",
+        "authorization_code",
+        "refresh_token",
+        "urn:ietf:params:oauth:grant-type:saml2-bearer",
+        "urn:ietf:params:oauth:grant-type:token-exchange",
+        "urn:ietf:params:oauth:grant-type:device_code",
+        JWT_BEARER.upper(),
+        JWT_BEARER + " ",
+    ):
         form = tenant.token_form(grant_type=grant_type, username="u", password="p", code="c", refresh_token="r")
         with case(grant_type):
-            body = assert_oauth_error(http.post("/oauth/token", data=form, headers=tenant.auth()), 400, "unsupported_grant_type")
+            body = assert_oauth_error(
+                http.post("/oauth/token", data=form, headers=tenant.auth()), 400, "unsupported_grant_type"
+            )
             assert JWT_BEARER in body["error_description"]
             assert_nothing_issued()
 

@@ -1,7 +1,7 @@
 import jwt
 
-from authserver.models import AccessToken
 from authserver.extensions import db
+from authserver.models import AccessToken
 
 from ..conftest import ISSUER, get_token
 

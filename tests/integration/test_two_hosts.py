@@ -16,7 +16,10 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from ..conftest import JWT_BEARER, PG_URL, REDIS_URL, private_pem, public_pem
 from ..servers import cli, free_port, running_server, server_env
 
-pytestmark = pytest.mark.skipif(not (PG_URL and REDIS_URL), reason="needs AUTHSERVER_TEST_DATABASE_URL and AUTHSERVER_TEST_REDIS_URL (set by .ci/run)")
+pytestmark = pytest.mark.skipif(
+    not (PG_URL and REDIS_URL),
+    reason="needs AUTHSERVER_TEST_DATABASE_URL and AUTHSERVER_TEST_REDIS_URL (set by .ci/run)",
+)
 
 
 @pytest.fixture(scope="module")
@@ -119,7 +122,9 @@ def test_token_from_one_host_introspects_and_revokes_on_the_other(cluster):
     active = requests.post(c["b"] + "/oauth/introspect", data={"token": token}, auth=auth, timeout=10).json()
     assert active["active"] is True and active["client_id"] == c["client_id"]
     assert requests.post(c["b"] + "/oauth/revoke", data={"token": token}, auth=auth, timeout=10).status_code == 200
-    assert requests.post(c["a"] + "/oauth/introspect", data={"token": token}, auth=auth, timeout=10).json() == {"active": False}
+    assert requests.post(c["a"] + "/oauth/introspect", data={"token": token}, auth=auth, timeout=10).json() == {
+        "active": False
+    }
 
 
 def test_signing_key_rotated_on_one_host_is_served_by_both(cluster):
@@ -140,4 +145,7 @@ def test_signing_key_rotated_on_one_host_is_served_by_both(cluster):
             fresh = _token(base, c, secret).json()["access_token"]
             assert jwt.get_unverified_header(fresh)["kid"] == new_kid
     auth = (c["client_id"], secret)
-    assert requests.post(c["a"] + "/oauth/introspect", data={"token": old_token}, auth=auth, timeout=10).json()["active"] is True
+    assert (
+        requests.post(c["a"] + "/oauth/introspect", data={"token": old_token}, auth=auth, timeout=10).json()["active"]
+        is True
+    )

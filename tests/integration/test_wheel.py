@@ -28,8 +28,12 @@ def test_wheel_installs_and_runs_outside_the_checkout(tmp_path):
     workdir.mkdir()
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AUTHSERVER_", "PYTHONPATH", "VIRTUAL_ENV"))}
-    env.update({"AUTHSERVER_PURGE_INTERVAL": "0", "AUTHSERVER_DRAIN_SECONDS": "0", "PATH": f"{venv / 'bin'}:{env['PATH']}"})
-    init = subprocess.run([authserver, "init", "--json"], cwd=workdir, env=env, capture_output=True, text=True, timeout=120)
+    env.update(
+        {"AUTHSERVER_PURGE_INTERVAL": "0", "AUTHSERVER_DRAIN_SECONDS": "0", "PATH": f"{venv / 'bin'}:{env['PATH']}"}
+    )
+    init = subprocess.run(
+        [authserver, "init", "--json"], cwd=workdir, env=env, capture_output=True, text=True, timeout=120
+    )
     assert init.returncode == 0, init.stderr[-2000:]
     assert (workdir / "instance" / "authserver.db").exists()
 

@@ -56,8 +56,19 @@ def _deployment(kind: str, tmp_path):
 
 def _assertion(d) -> str:
     now = int(time.time())
-    return jwt.encode({"iss": d["client"], "sub": d["account"], "aud": d["issuer"] + "/oauth/token", "iat": now,
-                       "exp": now + 120, "jti": uuid.uuid4().hex}, d["key"], algorithm="ES256", headers={"kid": d["kid"]})
+    return jwt.encode(
+        {
+            "iss": d["client"],
+            "sub": d["account"],
+            "aud": d["issuer"] + "/oauth/token",
+            "iat": now,
+            "exp": now + 120,
+            "jti": uuid.uuid4().hex,
+        },
+        d["key"],
+        algorithm="ES256",
+        headers={"kid": d["kid"]},
+    )
 
 
 def _send(d, assertion: str):
@@ -69,9 +80,20 @@ def _send(d, assertion: str):
     return response.status_code, response.json()
 
 
-KINDS = ["sqlite", pytest.param("postgresql+redis", marks=[
-    pytest.mark.pg, pytest.mark.redis,
-    pytest.mark.skipif(not (PG_URL and REDIS_URL), reason="needs AUTHSERVER_TEST_DATABASE_URL and AUTHSERVER_TEST_REDIS_URL (set by .ci/run)")])]
+KINDS = [
+    "sqlite",
+    pytest.param(
+        "postgresql+redis",
+        marks=[
+            pytest.mark.pg,
+            pytest.mark.redis,
+            pytest.mark.skipif(
+                not (PG_URL and REDIS_URL),
+                reason="needs AUTHSERVER_TEST_DATABASE_URL and AUTHSERVER_TEST_REDIS_URL (set by .ci/run)",
+            ),
+        ],
+    ),
+]
 
 
 @pytest.mark.slow
@@ -126,7 +148,9 @@ def test_kill_9_of_a_worker_under_load_loses_nothing(kind, tmp_path):
         # Every delivered token introspects active at the API (so it is stored and valid).
         with requests.Session() as http:
             for token in delivered:
-                answer = http.post(d["base"] + "/oauth/introspect", data={"token": token}, auth=d["api_auth"], timeout=10)
+                answer = http.post(
+                    d["base"] + "/oauth/introspect", data={"token": token}, auth=d["api_auth"], timeout=10
+                )
                 assert answer.status_code == 200 and answer.json()["active"] is True, answer.text
         stored = _stored_tokens(d, kind)
         assert len(set(delivered)) == len(delivered)

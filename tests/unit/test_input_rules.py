@@ -21,9 +21,15 @@ def test_scope_tokens_outside_rfc6749_are_refused(bad):
         parse_scope_list([bad])
 
 
-@pytest.mark.parametrize("value,tokens", [
-    ("read", ["read"]), ("read write", ["read", "write"]), ("a:b/c!~", ["a:b/c!~"]), ("write read write", ["write", "read", "write"]),
-])
+@pytest.mark.parametrize(
+    "value,tokens",
+    [
+        ("read", ["read"]),
+        ("read write", ["read", "write"]),
+        ("a:b/c!~", ["a:b/c!~"]),
+        ("write read write", ["write", "read", "write"]),
+    ],
+)
 def test_scope_parameter_grammar_accepts(value, tokens):
     assert parse_scope_parameter(value) == tokens
 

@@ -1,5 +1,5 @@
-"""Fetching public keys from URLs (authserver.keyfetch: client jwks_uri and trusted issuers), over real connections to a local
-HTTPS server (tests/jwks_server.py). That server is on 127.0.0.1, so most tests use
+"""Fetching public keys from URLs (authserver.keyfetch: client jwks_uri and trusted issuers), over real
+connections to a local HTTPS server (tests/jwks_server.py). That server is on 127.0.0.1, so most tests use
 allow_insecure=True with https and the server's CA; the refusals of loopback, plain http and
 private addresses are shown with allow_insecure=False."""
 from __future__ import annotations

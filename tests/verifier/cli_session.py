@@ -39,7 +39,9 @@ def _serve() -> None:
             except Exception as error:  # noqa: BLE001 - reported to the test
                 print(f"{type(error).__name__}: {error}", file=sys.stderr)
                 exit_code = 1
-        answers.write(json.dumps({"exit_code": exit_code, "stdout": out.getvalue(), "stderr": err.getvalue()[-2000:]}) + "\n")
+        answers.write(
+            json.dumps({"exit_code": exit_code, "stdout": out.getvalue(), "stderr": err.getvalue()[-2000:]}) + "\n"
+        )
         answers.flush()
 
 

@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import pytest
-
 from authserver_verifier import Verifier
 
 from .local_issuer import AUDIENCE, FakeClock, LocalIssuer

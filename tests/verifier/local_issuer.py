@@ -62,7 +62,7 @@ class LocalIssuer:
 
     # -- server ---------------------------------------------------------------------------------
 
-    def start(self) -> "LocalIssuer":
+    def start(self) -> LocalIssuer:
         self._thread.start()
         return self
 

@@ -7,7 +7,6 @@ import time
 
 import flask
 import pytest
-
 from authserver_verifier import Verifier, register_protected_resource_metadata, require_token
 
 from .local_issuer import AUDIENCE, ORG_ID

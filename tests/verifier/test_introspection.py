@@ -5,7 +5,6 @@ import base64
 import time
 
 import pytest
-
 from authserver_verifier import InsufficientScope, InvalidToken, VerifierUnavailable
 
 from .local_issuer import AUDIENCE, ORG_ID

@@ -13,10 +13,9 @@ from urllib.parse import quote_plus
 import jwt
 import pytest
 import requests
+from authserver_verifier import InvalidToken, Verifier
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-
-from authserver_verifier import InvalidToken, Verifier
 
 from ..servers import free_port, running_server, server_env
 from .cli_session import CliSession

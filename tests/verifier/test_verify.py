@@ -10,11 +10,15 @@ import uuid
 
 import jwt
 import pytest
-from cryptography.hazmat.primitives import serialization
-
 from authserver_verifier import (
-    AccessToken, InsufficientScope, InvalidToken, VerificationError, Verifier, VerifierUnavailable,
+    AccessToken,
+    InsufficientScope,
+    InvalidToken,
+    VerificationError,
+    Verifier,
+    VerifierUnavailable,
 )
+from cryptography.hazmat.primitives import serialization
 
 from .local_issuer import AUDIENCE, ORG_ID, hs256_token, unsigned_token
 

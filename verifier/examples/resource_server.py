@@ -9,9 +9,8 @@ turn on introspection for DELETE /orders/<id>, which must not honour a revoked t
 """
 import os
 
-from flask import Flask, g
-
 from authserver_verifier import Verifier, register_protected_resource_metadata, require_token
+from flask import Flask, g
 
 client = (os.environ["API_CLIENT_ID"], os.environ["API_CLIENT_SECRET"]) if "API_CLIENT_ID" in os.environ else None
 verifier = Verifier(

@@ -18,14 +18,18 @@ log = logging.getLogger("authserver_verifier")
 
 # RFC 6750 §2.1: b64token = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="
 _B64TOKEN = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
-NO_TOKEN_DESCRIPTION = "This resource needs an access token in the Authorization header (Authorization: Bearer <token>)."
+NO_TOKEN_DESCRIPTION = (
+    "This resource needs an access token in the Authorization header (Authorization: Bearer <token>)."
+)
 
 
 def _import_flask():
     try:
         import flask
     except ImportError as error:  # pragma: no cover - depends on the environment
-        raise ImportError("the Flask helpers of authserver_verifier need Flask: pip install 'authserver-verifier[flask]'") from error
+        raise ImportError(
+            "the Flask helpers of authserver_verifier need Flask: pip install 'authserver-verifier[flask]'"
+        ) from error
     return flask
 
 
@@ -97,7 +101,9 @@ def require_token(verifier: Verifier, scopes: str | Iterable[str] = (), introspe
                 return respond(401, None, NO_TOKEN_DESCRIPTION)
             token = credentials.strip(" ")
             if not _B64TOKEN.fullmatch(token):
-                return respond(400, "invalid_request", "The Authorization header does not hold one well-formed Bearer token.")
+                return respond(
+                    400, "invalid_request", "The Authorization header does not hold one well-formed Bearer token."
+                )
             if in_query:
                 return respond(400, "invalid_request", "The request carries an access token in more than one way.")
             try:

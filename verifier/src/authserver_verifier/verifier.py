@@ -87,7 +87,9 @@ def parse_jwks(document: Mapping[str, Any]) -> dict[str, tuple[_Key, ...]]:
         key_ops = jwk.get("key_ops")
         if key_ops is not None and (not isinstance(key_ops, list) or "verify" not in key_ops):
             continue
-        public_only = {name: value for name, value in jwk.items() if name not in ("d", "p", "q", "dp", "dq", "qi", "oth")}
+        public_only = {
+            name: value for name, value in jwk.items() if name not in ("d", "p", "q", "dp", "dq", "qi", "oth")
+        }
         try:
             public_key = jwt.PyJWK(public_only).key
         except (jwt.PyJWTError, ValueError, TypeError, KeyError):
@@ -168,7 +170,9 @@ class Verifier:
                 raise ValueError(f"algorithm {algorithm!r} is never accepted: access tokens are signed with "
                                  "an asymmetric key")
             if algorithm not in SUPPORTED_ALGORITHMS:
-                raise ValueError(f"unknown algorithm {algorithm!r}; supported: {', '.join(sorted(SUPPORTED_ALGORITHMS))}")
+                raise ValueError(
+                    f"unknown algorithm {algorithm!r}; supported: {', '.join(sorted(SUPPORTED_ALGORITHMS))}"
+                )
         if not algorithms:
             raise ValueError("at least one algorithm must be allowed")
         if org_id is not None and (not isinstance(org_id, str) or not org_id):
@@ -246,7 +250,9 @@ class Verifier:
         if not isinstance(typ, str) or typ.lower() not in ACCESS_TOKEN_TYPES:
             raise InvalidToken('The token is not an access token (its JWT type must be "at+jwt").')
         if "crit" in header:
-            raise InvalidToken("The access token carries critical header parameters this resource server does not understand.")
+            raise InvalidToken(
+                "The access token carries critical header parameters this resource server does not understand."
+            )
         alg = header.get("alg")
         if not isinstance(alg, str) or alg not in self.algorithms:
             raise InvalidToken("The access token is signed with an algorithm this resource server does not accept.")
@@ -369,7 +375,9 @@ class Verifier:
             log.warning("authserver_verifier: fetching the signing keys of %s failed (%s); %s", self.issuer,
                         description, "keeping the cached keys" if have_keys else "no keys cached")
             if not have_keys:
-                raise VerifierUnavailable(f"The authorization server's signing keys could not be fetched: {description}.") from None
+                raise VerifierUnavailable(
+                    f"The authorization server's signing keys could not be fetched: {description}."
+                ) from None
             return
         with self._state_lock:
             self._keys = keys
@@ -394,15 +402,21 @@ class Verifier:
             try:
                 response = fetch(url, timeout=self.timeout)
             except FetchError as error:
-                raise VerifierUnavailable(f"The authorization server's metadata could not be fetched: {error}") from None
+                raise VerifierUnavailable(
+                    f"The authorization server's metadata could not be fetched: {error}"
+                ) from None
             if response.status == 404 and index + 1 < len(urls):
                 continue
             if response.status != 200:
-                raise VerifierUnavailable(f"The authorization server's metadata at {url} answered HTTP {response.status}")
+                raise VerifierUnavailable(
+                    f"The authorization server's metadata at {url} answered HTTP {response.status}"
+                )
             try:
                 metadata = response.json_object()
             except FetchError as error:
-                raise VerifierUnavailable(f"The authorization server's metadata at {url} is unusable: {error}") from None
+                raise VerifierUnavailable(
+                    f"The authorization server's metadata at {url} is unusable: {error}"
+                ) from None
             break
         if metadata.get("issuer") != self.issuer:  # RFC 8414 §3.3
             raise VerifierUnavailable(f"The metadata at {url} is for issuer {metadata.get('issuer')!r}, "
@@ -454,7 +468,9 @@ class Verifier:
                          "Authorization": "Basic " + base64.b64encode(credentials.encode()).decode("ascii")},
             )
             if response.status in (401, 403):
-                raise FetchError(f"the introspection endpoint refused this API's client credentials (HTTP {response.status})")
+                raise FetchError(
+                    f"the introspection endpoint refused this API's client credentials (HTTP {response.status})"
+                )
             if response.status != 200:
                 raise FetchError(f"the introspection endpoint answered HTTP {response.status}")
             answer = response.json_object()
