@@ -4,14 +4,18 @@ from __future__ import annotations
 import functools
 import re
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, TypeGuard, cast
+from typing import Any, ParamSpec, TypeGuard, TypeVar, cast
 
 from sqlalchemy import CursorResult, Executable
 
 from ..config import current_settings  # noqa: F401  (the services' one way to the settings)
 from ..errors import InvalidInput
 from ..extensions import db
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 NAME_MAX = 100
 DESCRIPTION_MAX = 1000
@@ -35,11 +39,11 @@ class Actor:
 CLI_ACTOR = Actor("cli")
 
 
-def transactional(func):
+def transactional(func: Callable[P, R]) -> Callable[P, R]:
     """Run a service function as one transaction: commit on success, roll back on any error."""
 
     @functools.wraps(func)
-    def wrapper(*args, **kwargs):
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
             result = func(*args, **kwargs)
             db.session.commit()

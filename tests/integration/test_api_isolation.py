@@ -20,10 +20,14 @@ from authserver.models import (
     ClientGrant,
     ClientKey,
     ClientSecret,
+    TrustedIssuer,
+    TrustedIssuerClient,
+    TrustedIssuerRule,
 )
 from authserver.services import apis as api_service
+from authserver.services import trusted_issuers as issuer_service
 from authserver.services.client_keys import set_key_url
-from authserver.services.clients import update_client
+from authserver.services.clients import register_client, update_client
 from tests.jwks_server import JwksServer
 
 from ..conftest import public_pem
@@ -49,8 +53,13 @@ def app_settings(key_server) -> dict:
     return {"key_fetch_allow_insecure": True, "key_fetch_ca_file": key_server.ca_file}
 
 
-def valid_request(op, key_url: str = "") -> dict:
+def valid_request(op, key_url: str = "", ids: dict | None = None) -> dict:
     """Arguments of a request that would succeed on the caller's own object."""
+    ids = ids or {}
+    if op.endpoint == "create_rule":
+        return {"json": {"account_id": ids.get("account_id", "missing"), "claims": {"sub": "planted"}}}
+    if op.endpoint == "allow_client":
+        return {"json": {"client_id": ids.get("other_client_id", "missing")}}
     if op.endpoint == "put_key_url":
         return {"json": {"jwks_uri": key_url}}
     if op.endpoint == "update_client":
@@ -81,8 +90,17 @@ def with_an_api(tenant, identifier: str, key_url: str = "") -> dict:
     update_client(tenant.client_id, icon=png_bytes())  # so the icon routes have something to find
     if key_url:
         set_key_url(tenant.client_id, key_url)  # so the key URL routes have something to find
+    # A trusted issuer (pasted keys: nothing to fetch) with a rule, the tenant's client allowed, and a
+    # second client that is not allowed yet.
+    jwk = json.loads(ECAlgorithm.to_jwk(ec.generate_private_key(ec.SECP256R1()).public_key()))
+    issuer = issuer_service.add_issuer(tenant.org_id, "https://ci.example.test", "authserver",
+                                       jwks={"keys": [{**jwk, "kid": "ci-1"}]})
+    rule = issuer_service.add_rule(issuer.issuer_id, tenant.account_id, {"sub": "repo:acme/app"})
+    issuer_service.allow_client(issuer.issuer_id, tenant.client_id)
+    other = register_client(tenant.org_id, "Second app")
     return {"client_id": tenant.client_id, "secret_id": tenant.secret_id, "kid": tenant.kid,
-            "account_id": tenant.account_id, "api_id": api.api_id, "name": SCOPE}
+            "account_id": tenant.account_id, "api_id": api.api_id, "name": SCOPE, "issuer_id": issuer.issuer_id,
+            "rule_id": rule.rule_id, "other_client_id": other.client_id}
 
 
 def snapshot(org_id: str) -> dict:
@@ -106,6 +124,19 @@ def snapshot(org_id: str) -> dict:
         ),
         "keys": sorted(k.kid for k in db.session.query(ClientKey).filter(ClientKey.client_id.in_(client_ids))),
         "accounts": sorted((a.account_id, a.disabled_at) for a in db.session.query(Account).filter_by(org_id=org_id)),
+        "issuers": sorted(
+            (i.issuer_id, i.issuer_url, i.audience) for i in db.session.query(TrustedIssuer).filter_by(org_id=org_id)
+        ),
+        "rules": sorted(
+            (r.rule_id, r.account_id)
+            for r in db.session.query(TrustedIssuerRule)
+            .join(TrustedIssuer, TrustedIssuer.issuer_id == TrustedIssuerRule.issuer_id)
+            .filter(TrustedIssuer.org_id == org_id)
+        ),
+        "allowed": sorted(
+            (a.issuer_id, a.client_id)
+            for a in db.session.query(TrustedIssuerClient).filter(TrustedIssuerClient.client_id.in_(client_ids))
+        ),
         "events": db.session.query(AuditEvent).filter_by(org_id=org_id).count(),
     }
 
@@ -116,7 +147,8 @@ def test_every_object_operation_is_covered():
         "list_secrets", "create_secret", "get_secret", "delete_secret", "list_keys", "create_key", "get_key",
         "delete_key", "get_key_url", "put_key_url", "delete_key_url", "get_account", "update_account",
         "get_api", "update_api", "delete_api", "add_api_scope", "remove_api_scope", "bind_api_client",
-        "unbind_api_client", "list_grants", "put_grant", "delete_grant",
+        "unbind_api_client", "list_grants", "put_grant", "delete_grant", "get_issuer", "delete_issuer", "list_rules",
+        "create_rule", "delete_rule", "list_allowed_clients", "allow_client", "disallow_client",
     }
 
 
@@ -125,17 +157,17 @@ def test_another_organizations_objects_are_404(http, manager, other_manager, op,
     victim = other_manager.tenant
     key_url = key_server.url("/jwks.json")
     ids = with_an_api(victim, "https://api.globex.test/orders", key_url)
-    with_an_api(manager.tenant, "https://api.acme.test/orders", key_url)  # the caller has the same kinds of objects
     before = snapshot(victim.org_id)
     path = API + op.path.format(**{name: ids[name] for name in op.path_parameters})
-    response = http.open(path, method=op.method, headers=manager.headers(), **valid_request(op, key_url))
+    own = with_an_api(manager.tenant, "https://api.acme.test/orders", key_url)  # the caller's own ids in bodies
+    response = http.open(path, method=op.method, headers=manager.headers(), **valid_request(op, key_url, own))
     body = assert_problem(response, 404)
     assert body["type"].endswith("#problem-not-found")
     assert snapshot(victim.org_id) == before
     # The answer is the one an id that exists nowhere gets: it does not tell the object exists.
     nowhere = {name: ("0" * 32 if name == "client_id" else "missing") for name in op.path_parameters}
     missing = http.open(API + op.path.format(**nowhere), method=op.method, headers=manager.headers(),
-                        **valid_request(op, key_url))
+                        **valid_request(op, key_url, own))
     assert assert_problem(missing, 404) == body
 
 
@@ -145,7 +177,7 @@ def test_the_same_request_on_ones_own_object_is_not_404(http, manager, op, key_s
     key_url = key_server.url("/jwks.json")
     ids = with_an_api(manager.tenant, "https://api.acme.test/orders", key_url)
     path = API + op.path.format(**{name: ids[name] for name in op.path_parameters})
-    response = http.open(path, method=op.method, headers=manager.headers(), **valid_request(op, key_url))
+    response = http.open(path, method=op.method, headers=manager.headers(), **valid_request(op, key_url, ids))
     assert 200 <= response.status_code < 300, (op.endpoint, response.status_code, response.get_data(as_text=True))
 
 
