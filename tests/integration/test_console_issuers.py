@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import html
 import json
+from urllib.parse import quote
 
 import pytest
 from sqlalchemy import select
@@ -315,3 +316,26 @@ def test_deleting_a_rule_and_disallowing_the_app_take_effect_on_the_next_request
                                               .order_by(AuditEvent.id))]
     assert actions[-3:] == ["trusted_issuer.client_disallowed", "trusted_issuer.client_allowed",
                             "trusted_issuer.rule_deleted"]
+
+
+ODD = ["\x00", "\ud800", "x" * 5000, "é\u202e", " ", "=", "a=b\x00", "{\"keys\": [{}]}"]
+
+
+def test_odd_text_in_every_issuer_form_is_refused_not_crashed_on(app, console, federated):
+    issuer_id, account_id, client = federated
+    page = f"{ISSUERS}/{issuer_id}"
+    csrf = page_forms(text(console.get(page)))[-1].fields["csrf_token"]
+    forms = {  # no fetch: the odd issuer URLs come with a pasted key set
+        NEW_ISSUER: ("issuer_url", "audience", "jwks", {"key_source": "jwks"}),
+        f"{page}/rules": ("account_id", "claims", "scope", {"resource": "urn:x"}),
+        f"{page}/clients": ("client_id", {}),
+    }
+    before = stored()
+    for action, (*names, fixed) in forms.items():
+        for value in ODD:
+            with case((action, value[:20])):
+                fields = {"csrf_token": csrf, **fixed, **dict.fromkeys(names, value)}
+                body = "&".join(f"{quote(k)}={quote(v.encode('utf-8', 'surrogatepass'))}" for k, v in fields.items())
+                response = console.post(action, data=body.encode(), content_type="application/x-www-form-urlencoded")
+                assert response.status_code in (400, 409), response.status_code
+    assert stored() == before
