@@ -7,6 +7,7 @@ from flask import Flask
 
 
 def register(app: Flask) -> None:
+    from . import issuers  # noqa: F401  (its routes join the blueprint before it is registered)
     from .views import bp
 
     # The cookie only carries the session's id; the server decides when the session ends (idle timeout,

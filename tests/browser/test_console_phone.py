@@ -4,7 +4,10 @@ out of the viewport (wide tables become stacked cards or scroll inside their own
 are checked at 1280 px. No screenshots are kept."""
 from __future__ import annotations
 
+import json
+
 from cryptography.hazmat.primitives.asymmetric import ec
+from jwt.algorithms import ECAlgorithm
 from playwright.sync_api import expect, sync_playwright
 
 from authserver.extensions import db
@@ -60,6 +63,7 @@ def seed(app, admin) -> dict:
     from authserver.services.client_keys import add_key
     from authserver.services.client_secrets import add_secret
     from authserver.services.clients import register_client
+    from authserver.services.trusted_issuers import add_issuer, add_rule, allow_client
 
     with app.app_context():
         client = register_client(admin.org_id, LONG[:100], description=(LONG + " ") * 3)
@@ -74,20 +78,31 @@ def seed(app, admin) -> dict:
         account = create_account(admin.org_id, LONG[:100], "service")
         create_account(admin.org_id, "Second admin", "user", email=("a" * 60) + "@" + ("b" * 60) + ".example",
                        password="correct horse battery staple", is_admin=True)
+        issuer_jwk = json.loads(ECAlgorithm.to_jwk(ec.generate_private_key(ec.SECP256R1()).public_key()))
+        issuer = add_issuer(admin.org_id, "https://" + LONG.lower() + ".example/oidc/" + LONG.lower(),
+                            "https://authserver.example/" + LONG.lower(),
+                            jwks={"keys": [{**issuer_jwk, "kid": "issuer-" + "k" * 100}]})
+        rule = add_rule(issuer.issuer_id, account.account_id,
+                        [f"sub=system:serviceaccount:{LONG.lower()}:worker", "repository=" + LONG],
+                        scope="orders:write", resource=api.identifier)
+        allow_client(issuer.issuer_id, client.client_id)
         ids = {"client": client.client_id, "api": api.api_id, "secret": secret.secret_id, "kid": key.kid,
-               "account": account.account_id}
+               "account": account.account_id, "issuer": issuer.issuer_id, "rule": rule.rule_id}
         db.session.remove()
     return ids
 
 
 def pages(ids: dict) -> list[str]:
     app = f"/console/apps/{ids['client']}"
+    issuer = f"/console/issuers/{ids['issuer']}"
     return [
         "/console/apps", "/console/apps/new", app, f"{app}/edit", f"{app}/delete",
         f"{app}/secrets/{ids['secret']}/delete", f"{app}/keys/{ids['kid']}/delete",
         "/console/apis", "/console/apis/new", f"/console/apis/{ids['api']}", f"/console/apis/{ids['api']}/delete",
         "/console/accounts", f"/console/accounts/{ids['account']}/disable", "/console/admins",
         "/console/audit", f"/console/audit?target={ids['client']}&size=25", "/console/audit?since=yesterday",
+        "/console/issuers", "/console/issuers/new", issuer, f"{issuer}/delete", f"{issuer}/rules/{ids['rule']}/delete",
+        f"{issuer}/clients/{ids['client']}/delete",
         "/console/account", "/console/account/password", "/api/v1/docs", "/console/no-such-page",
         f"/console/apps/{ids['client']}x",
     ]
@@ -141,7 +156,7 @@ def test_every_console_page_fits_a_phone_and_a_desktop(live_server):
 
                 # The header's navigation is reachable on the phone: every section is one tap away.
                 page.goto("/console/apps")
-                for name in ("Apps", "APIs", "Service accounts", "Admins", "Audit log"):
+                for name in ("Apps", "APIs", "Service accounts", "Trusted issuers", "Admins", "Audit log"):
                     expect(page.get_by_role("navigation", name="Main").get_by_role("link", name=name, exact=True)
                            ).to_be_visible()
                 expect(page.get_by_role("button", name="Sign out")).to_be_visible()
