@@ -9,13 +9,14 @@ from __future__ import annotations
 import secrets
 import threading
 from collections import OrderedDict
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import Select, or_, select
 
 from . import clock
-from .config import current_settings
+from .config import Settings, current_settings
 from .crypto.jws import MalformedJWS, Signer, numeric_date, parse_compact, signature_valid
 from .crypto.keys import load_public_jwk
 from .crypto.signing import decrypt_private_key
@@ -25,14 +26,14 @@ from .models import SigningKey
 ACCESS_TOKEN_JWT_TYP = "at+jwt"  # RFC 9068 §2.1
 
 
-def token_grace(settings) -> int:
+def token_grace(settings: Settings) -> int:
     """How long after a key stops signing a token it signed may still be live: a worker may sign with
     it for up to the refresh interval after it retired, each token lives the access-token lifetime,
     and clocks of hosts differ by up to the clock skew."""
-    return settings.access_token_ttl + settings.clock_skew + settings.signing_key_refresh
+    return int(settings.access_token_ttl + settings.clock_skew + settings.signing_key_refresh)
 
 
-def choose_signing_key(candidates, now: int):
+def choose_signing_key(candidates: Sequence[Any], now: int) -> Any:
     """The key that signs at `now`. `candidates` are the keys not withdrawn and not yet retired,
     by activates_at, newest first: the newest one whose activation time has come; failing that
     (no key due yet), the one due first."""
@@ -42,7 +43,7 @@ def choose_signing_key(candidates, now: int):
     return candidates[-1] if candidates else None
 
 
-def signing_candidates_query(now: int, *columns):
+def signing_candidates_query(now: int, *columns: Any) -> Select[Any]:
     return (select(*columns)
             .where(SigningKey.withdrawn_at.is_(None), or_(SigningKey.retired_at.is_(None), SigningKey.retired_at > now))
             .order_by(SigningKey.activates_at.desc(), SigningKey.created_at.desc(), SigningKey.kid))
@@ -74,7 +75,7 @@ class KeyRing:
         self._public: dict[str, tuple[Any, str, int | None]] = {}
         self._withdrawn: set[str] = set()
         self._synced_at = clock.now()
-        self._verified: OrderedDict[str, dict] = OrderedDict()
+        self._verified: OrderedDict[str, dict[str, Any]] = OrderedDict()
 
     # --- signing ---------------------------------------------------------------------------
 
@@ -96,17 +97,17 @@ class KeyRing:
             self._checked_at = now
             return self._current
 
-    def sign(self, claims: dict) -> str:
+    def sign(self, claims: dict[str, Any]) -> str:
         return self.signing_key().signer.sign(claims)
 
-    def sign_with_kid(self, claims: dict) -> tuple[str, str]:
+    def sign_with_kid(self, claims: dict[str, Any]) -> tuple[str, str]:
         """The signed token and the kid of the key that signed it."""
         key = self.signing_key()
         return key.signer.sign(claims), key.kid
 
     # --- verification ----------------------------------------------------------------------
 
-    def verified_claims(self, token: str) -> dict | None:
+    def verified_claims(self, token: str) -> dict[str, Any] | None:
         """Claims of a token string whose signature this process already verified."""
         self._sync()
         claims = self._verified.get(token)
@@ -117,7 +118,7 @@ class KeyRing:
                 pass
         return claims
 
-    def remember_verified(self, token: str, claims: dict) -> None:
+    def remember_verified(self, token: str, claims: dict[str, Any]) -> None:
         with self._lock:
             if getattr(claims, "kid", None) in self._withdrawn:
                 return
@@ -192,11 +193,11 @@ class IssuedToken:
     expires_in: int
     scope: str
     jti: str
-    record: dict  # the row stored for introspection and revocation
+    record: dict[str, Any]  # the row stored for introspection and revocation
 
 
 def mint_access_token(*, client_id: str, secret_id: str | None, account_id: str, org_id: str, audience: str, scope: str,
-                      sign) -> IssuedToken:
+                      sign: Callable[[dict[str, Any]], tuple[str, str]]) -> IssuedToken:
     """Sign an RFC 9068 access token. `sign(claims)` returns the token and the kid of the key that
     signed it, which the record keeps. Nothing is written: the caller saves the record in its transaction."""
     settings = current_settings()
@@ -222,18 +223,18 @@ def mint_access_token(*, client_id: str, secret_id: str | None, account_id: str,
                        record=record)
 
 
-class VerifiedClaims(dict):
+class VerifiedClaims(dict[str, Any]):
     """The claims of a verified token, and the `kid` of the key that verified it (checked against the
     token's record: the record names the key that signed it, and a withdrawn key makes it inactive)."""
 
     __slots__ = ("kid",)
 
-    def __init__(self, claims: dict, kid: str):
+    def __init__(self, claims: dict[str, Any], kid: str):
         super().__init__(claims)
         self.kid = kid
 
 
-def decode_access_token(token: str, keyring, issuer: str) -> dict | None:
+def decode_access_token(token: str, keyring: KeyRing, issuer: str) -> dict[str, Any] | None:
     """Claims of a token this server signed and that has not expired, or None. A resource server
     introspects the same token many times: the signature of a string already verified is not
     checked again (the same bytes verify the same way); expiry is checked on every call. The key ring
@@ -249,7 +250,7 @@ def decode_access_token(token: str, keyring, issuer: str) -> dict | None:
     return claims
 
 
-def _verify_signed_claims(token: str, keyring, issuer: str) -> dict | None:
+def _verify_signed_claims(token: str, keyring: KeyRing, issuer: str) -> dict[str, Any] | None:
     try:
         jws = parse_compact(token)
     except MalformedJWS:

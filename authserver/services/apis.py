@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import delete, func, or_, select, union, update
 from sqlalchemy.exc import IntegrityError
@@ -272,7 +273,8 @@ def _remove_scopes_from_grants(api: Api, removed: set[str]) -> None:
 
 
 @transactional
-def update_api(api_id: object, org_id: str | None = None, *, name=_UNSET, scopes=_UNSET, open_to_all=_UNSET,
+def update_api(api_id: object, org_id: str | None = None, *, name: object = _UNSET, scopes: object = _UNSET,
+               open_to_all: object = _UNSET,
                actor: Actor = CLI_ACTOR) -> Api:
     """Rename an API, replace its scopes (with their descriptions), or (platform APIs) open it to every
     organization. The identifier never changes: tokens and resource servers rely on it."""
@@ -528,7 +530,7 @@ def builtin_api(kind: str) -> Api | None:
 
 
 @transactional
-def ensure_platform_apis() -> dict:
+def ensure_platform_apis() -> dict[str, Any]:
     """The management API follows the configured issuer; the `default` API exists (made by the
     migration, or here on a database that lost it)."""
     settings = current_settings()

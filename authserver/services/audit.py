@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
+from typing import Any
 
 from sqlalchemy import exists, or_, select
 
@@ -16,7 +17,9 @@ from ..models import AuditEvent
 from .common import Actor, is_identifier
 
 
-def record_event(actor: Actor, org_id: str | None, action: str, object_type: str, object_id: str, **details) -> None:
+def record_event(
+    actor: Actor, org_id: str | None, action: str, object_type: str, object_id: str, **details: Any
+) -> None:
     """Add an event to the caller's transaction. `details` must never hold a secret."""
     db.session.add(
         AuditEvent(
@@ -145,7 +148,7 @@ def make_filter(action: object = None, actor: object = None, target: object = No
     return result
 
 
-def _conditions(org_id: str, where: AuditFilter) -> list:
+def _conditions(org_id: str, where: AuditFilter) -> list[Any]:
     conditions = [AuditEvent.org_id == org_id]
     if where.action is not None:
         conditions.append(AuditEvent.action == where.action)
@@ -201,7 +204,7 @@ def find_events(org_id: str, where: AuditFilter | None = None, limit: int = 100,
     if not events:
         return AuditPage([], None, None)
 
-    def any_beyond(condition) -> bool:
+    def any_beyond(condition: Any) -> bool:
         return bool(db.session.scalar(select(exists().where(*conditions, condition))))
 
     older = events[-1].id if any_beyond(AuditEvent.id < events[-1].id) else None

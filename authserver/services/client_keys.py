@@ -12,6 +12,7 @@ from .. import clock
 from ..crypto.keys import parse_public_key
 from ..errors import Conflict, InvalidInput, NotFound
 from ..extensions import db
+from ..keyfetch import KeyFetcher
 from ..models import Client, ClientKey
 from .audit import record_event
 from .clients import get_client
@@ -107,11 +108,12 @@ class KeyUrlStatus:
     last_error_at: int | None
 
 
-def key_fetcher():
+def key_fetcher() -> KeyFetcher:
     """The process's KeyFetcher (one per app, shared with the token path's key cache)."""
     from flask import current_app
 
-    return current_app.extensions["authserver.key_fetcher"]
+    fetcher: KeyFetcher = current_app.extensions["authserver.key_fetcher"]
+    return fetcher
 
 
 def shown_url(url: str) -> str:

@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 
-from sqlalchemy import func, select, update
+from sqlalchemy import ColumnElement, func, select, update
 
 from .. import clock, token_store
 from ..config import SECRET_TTL_MAX_DAYS
@@ -22,6 +22,7 @@ from ..crypto.client_secrets import (
 )
 from ..errors import Conflict, InvalidInput, NotFound
 from ..extensions import db
+from ..last_used import LastUsedRecorder
 from ..models import Client, ClientSecret
 from .audit import record_event
 from .clients import get_client
@@ -180,7 +181,7 @@ def secret_state(row: ClientSecret, now: int | None = None) -> str:
     return STATE_ACTIVE
 
 
-def _expiring(now: int):
+def _expiring(now: int) -> tuple[ColumnElement[bool], ...]:
     """The SQL form of STATE_EXPIRING: not leaked, not yet expired, expiring within EXPIRY_WARNING_DAYS."""
     return (ClientSecret.leaked_at.is_(None), ClientSecret.expires_at > now,
             ClientSecret.expires_at < now + EXPIRY_WARNING_DAYS * DAY)
@@ -229,10 +230,11 @@ def days_left(row: ClientSecret, now: int | None = None) -> int | None:
     return max(0, -(-(row.expires_at - now) // DAY))
 
 
-def _last_used():
+def _last_used() -> LastUsedRecorder:
     from flask import current_app
 
-    return current_app.extensions["authserver.last_used"]
+    recorder: LastUsedRecorder = current_app.extensions["authserver.last_used"]
+    return recorder
 
 
 def list_secrets(client_id: str, org_id: str | None = None) -> list[ClientSecret]:

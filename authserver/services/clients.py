@@ -92,9 +92,9 @@ def update_client(
     client_id: str,
     org_id: str | None = None,
     *,
-    name=_UNSET,
-    description=_UNSET,
-    icon=_UNSET,
+    name: object = _UNSET,
+    description: object = _UNSET,
+    icon: bytes | None | object = _UNSET,
     actor: Actor = CLI_ACTOR,
 ) -> Client:
     """Change name, description or icon (bytes, or None to remove). API access has its own service (apis)."""
@@ -107,6 +107,8 @@ def update_client(
         client.description = clean_description(description)
         changed.append("description")
     if icon is not _UNSET:
+        if icon is not None and not isinstance(icon, bytes):
+            raise InvalidInput("The icon must be the bytes of an image file.", field="icon")
         client.icon = normalise_icon(icon) if icon is not None else None
         client.icon_content_type = ICON_CONTENT_TYPE if icon is not None else None
         changed.append("icon")

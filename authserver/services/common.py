@@ -10,7 +10,7 @@ from typing import Any, ParamSpec, TypeGuard, TypeVar, cast
 
 from sqlalchemy import CursorResult, Executable
 
-from ..config import current_settings  # noqa: F401  (the services' one way to the settings)
+from ..config import current_settings as current_settings  # the services' one way to the settings
 from ..errors import InvalidInput
 from ..extensions import db
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..access_tokens import decode_access_token
+from ..access_tokens import KeyRing, decode_access_token
 from ..errors import Forbidden, InsufficientScope, InvalidToken, Unauthenticated
 from ..extensions import db
 from ..models import Account
@@ -22,10 +22,11 @@ class Caller:
     org_id: str
 
 
-def _oauth_keyring():
+def _oauth_keyring() -> KeyRing:
     from flask import current_app
 
-    return current_app.extensions["authserver.oauth"].runtime.keyring
+    keyring: KeyRing = current_app.extensions["authserver.oauth"].runtime.keyring
+    return keyring
 
 
 def resolve_token_caller(token: str) -> Caller:

@@ -12,6 +12,7 @@ A key's life, in stored times:
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from sqlalchemy import or_, select, update
 
@@ -113,11 +114,11 @@ def published_keys() -> list[SigningKey]:
     return list(db.session.scalars(query.order_by(SigningKey.created_at.desc())))
 
 
-def jwks() -> dict:
+def jwks() -> dict[str, Any]:
     return {"keys": [json.loads(row.public_jwk) for row in published_keys()]}
 
 
-def key_state(row, now: int, signing_kid: str | None, grace: int) -> str:
+def key_state(row: SigningKey, now: int, signing_kid: str | None, grace: int) -> str:
     if row.withdrawn_at is not None:
         return WITHDRAWN
     if row.kid == signing_kid:
@@ -130,7 +131,7 @@ def key_state(row, now: int, signing_kid: str | None, grace: int) -> str:
     return RETIRED  # stopped signing (or superseded): published until its tokens expire
 
 
-def list_signing_keys() -> list[dict]:
+def list_signing_keys() -> list[dict[str, Any]]:
     """Every signing key, newest first, with its state now."""
     at = clock.now()
     rows = list(db.session.scalars(select(SigningKey)))
@@ -145,5 +146,5 @@ def list_signing_keys() -> list[dict]:
              "state": key_state(r, at, chosen.kid if chosen is not None else None, grace)} for r in rows]
 
 
-def signing_key_state(kid: str) -> dict | None:
+def signing_key_state(kid: str) -> dict[str, Any] | None:
     return next((entry for entry in list_signing_keys() if entry["kid"] == kid), None)

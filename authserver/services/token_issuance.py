@@ -14,6 +14,7 @@ import hashlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from .. import store, token_store
 from ..access_tokens import IssuedToken, mint_access_token
@@ -91,7 +92,7 @@ def is_active_subject(org_id: str, account_id: str) -> bool:
 
 class TokenIssuance:
     def __init__(self, settings: Settings, replay: ReplayCache, rate_limiter: RateLimiter,
-                 sign: Callable[[dict], tuple[str, str]]):
+                 sign: Callable[[dict[str, Any]], tuple[str, str]]):
         self._settings = settings
         self._replay = replay
         self._limiter = rate_limiter

@@ -2,6 +2,8 @@
 of expired ones. Minting and decoding the tokens themselves is access_tokens.py."""
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import delete, select, text
 
 from .. import clock, store, token_store
@@ -22,7 +24,7 @@ def find_token_record(jti: str, kid: str | None = None) -> token_store.TokenReco
     return record
 
 
-def active_token_record(claims: dict) -> token_store.TokenRecord | None:
+def active_token_record(claims: dict[str, Any]) -> token_store.TokenRecord | None:
     """The record of a token whose signature and expiry were already checked, if it is still active
     (RFC 7662 §2.2): known, signed by a key that was not withdrawn, not revoked, its client not
     deleted, its account not disabled, not expired."""
@@ -53,8 +55,8 @@ class PurgeLeader:
     lock, kept on a connection of its own for as long as it runs (when it dies, its session ends and
     another purger takes over at its next round); on SQLite (one host) always this one."""
 
-    def __init__(self):
-        self._conn = None
+    def __init__(self) -> None:
+        self._conn: Any = None
 
     def is_leader(self) -> bool:
         if db.engine.dialect.name != "postgresql":
@@ -85,7 +87,7 @@ class PurgeLeader:
                 pass
 
 
-def purge_expired(batch: int = 10000) -> dict:
+def purge_expired(batch: int = 10000) -> dict[str, Any]:
     """Delete expired token records (in batches, to keep locks short) and expired assertion ids.
     Run by `authserver purge` and the background purger, never on the request path."""
     cutoff = clock.now() - current_settings().clock_skew

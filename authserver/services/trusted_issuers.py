@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlsplit
 
 from sqlalchemy import delete, func, select, update
@@ -149,12 +150,12 @@ def claim_matches(value: object, wanted: str) -> bool:
     return False
 
 
-def rule_matches(claims: dict, conditions: dict[str, str]) -> bool:
+def rule_matches(claims: dict[str, Any], conditions: dict[str, str]) -> bool:
     """Every condition of a rule must hold."""
     return all(name in claims and claim_matches(claims[name], wanted) for name, wanted in conditions.items())
 
 
-def parse_pasted_jwks(text: object) -> dict:
+def parse_pasted_jwks(text: object) -> dict[str, Any]:
     """A pasted JWK Set under the rules of fetched ones (public signing keys only): its keys by kid."""
     from ..keyfetch import KeyFetchError, _parse_jwks  # one parser for fetched and pasted sets
 
@@ -225,7 +226,7 @@ def add_issuer(org_id: str, issuer_url: object, audience: object, jwks_uri: obje
     count = db.session.scalar(select(func.count()).select_from(TrustedIssuer).where(TrustedIssuer.org_id == org.org_id))
     if (count or 0) >= MAX_ISSUERS_PER_ORG:
         raise Conflict(f"An organization may trust at most {MAX_ISSUERS_PER_ORG} issuers; delete an unused one first.")
-    details: dict = {"issuer_url": url, "audience": aud}
+    details: dict[str, Any] = {"issuer_url": url, "audience": aud}
     pasted = None
     if jwks is not None:
         keys = parse_pasted_jwks(jwks)
@@ -300,7 +301,8 @@ def list_rules(issuer_id: str, org_id: str | None = None) -> list[TrustedIssuerR
 
 
 def rule_conditions(rule: TrustedIssuerRule) -> dict[str, str]:
-    return json.loads(rule.claims)
+    conditions: dict[str, str] = json.loads(rule.claims)
+    return conditions
 
 
 @transactional
