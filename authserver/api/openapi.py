@@ -11,8 +11,8 @@ from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from .. import __version__
+from ..services.apis import MANAGE_SCOPE
 from ..services.common import current_settings
-from ..services.management import MANAGE_SCOPE
 from .auth import CSRF_HEADER
 from .docs_page import docs_page_html
 from .problems import API_PREFIX, PROBLEM_JSON, PROBLEM_TYPES

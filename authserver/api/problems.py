@@ -19,8 +19,8 @@ from ..errors import (
     Unauthenticated,
 )
 from ..keyfetch import KeyFetchError
+from ..services.apis import MANAGE_SCOPE
 from ..services.common import current_settings
-from ..services.management import MANAGE_SCOPE
 from .auth import CsrfFailed
 
 PROBLEM_JSON = "application/problem+json"
