@@ -476,9 +476,9 @@ def test_plain_http_is_redirected_and_metrics_are_for_the_monitoring_network(sta
 
 
 @contextlib.contextmanager
-def slow_clients(connect, count: int = 3, host: str = PUBLIC_HOST):
+def slow_clients(connect, count: int = 3, host: str = PUBLIC_HOST, path: str = "/oauth/token"):
     """Connections that send a request head announcing a body, then a few bytes of it, then nothing."""
-    head = (f"POST /oauth/token HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/x-www-form-urlencoded\r\n"
+    head = (f"POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/x-www-form-urlencoded\r\n"
             "Content-Length: 1000\r\n\r\ngrant_type=").encode()
     sockets = []
     try:
@@ -507,8 +507,10 @@ def test_slow_clients_wait_in_nginx_not_in_the_sync_worker(stack):
 
     # What nginx spares the server: the same clients straight at the port hold its one worker.
     port = int(stack.app_base.rsplit(":", 1)[1])
+    # The console's sign-in form reads its body first (its CSRF token is in it); the OAuth endpoints refuse
+    # plain http under an https issuer before reading a byte of the body.
     with slow_clients(lambda: socket.create_connection(("127.0.0.1", port), timeout=5), count=1,
-                      host=f"127.0.0.1:{port}"):  # a loopback name: the server reads the body
+                      host=f"127.0.0.1:{port}", path="/console/sign-in"):
         with pytest.raises(requests.Timeout):
             requests.get(stack.app_base + "/healthz", timeout=2)
     assert requests.get(stack.app_base + "/healthz", timeout=10).status_code == 200
