@@ -5,6 +5,8 @@
     .venv/bin/python bench/inprocess.py --endpoint introspect
     .venv/bin/python bench/inprocess.py --profile --top 30   # cProfile, sorted by own time
     .venv/bin/python bench/inprocess.py --client-key rsa     # RS256 assertions instead of ES256
+    .venv/bin/python bench/inprocess.py --federated          # a trusted issuer's assertions against the
+                                                             # client's own, alternating in one run
 
 Compare its figure with bench/run.py's CPU ms/req for the same configuration: the difference is
 what gunicorn, HTTP parsing and the TCP connection cost (the `flask floor` row measures that too).
@@ -41,6 +43,10 @@ def main() -> None:
     parser.add_argument("--top", type=int, default=30)
     parser.add_argument("--sort", default="tottime", help="pstats sort key: tottime or cumulative")
     parser.add_argument("--callees", help="also print what the functions matching this pattern call")
+    parser.add_argument("--federated", action="store_true",
+                        help="compare tokens for a trusted issuer's assertions (workload identity federation) with "
+                             "tokens for the client's own assertions, in alternating rounds")
+    parser.add_argument("--rounds", type=int, default=6, help="alternating rounds of --federated")
     args = parser.parse_args()
 
     tmp = tempfile.TemporaryDirectory(prefix="authserver-profile-")
@@ -84,6 +90,16 @@ def main() -> None:
             serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
         )
         add_key(client.client_id, public, kid="k1")
+        # A trusted issuer with pasted keys (nothing fetched while measuring), one rule, this client allowed.
+        from jwt.algorithms import ECAlgorithm
+
+        from authserver.services import trusted_issuers
+
+        issuer_key = ec.generate_private_key(ec.SECP256R1())
+        issuer_jwk = {**json.loads(ECAlgorithm.to_jwk(issuer_key.public_key())), "kid": "fed-1", "use": "sig"}
+        issuer = trusted_issuers.add_issuer(org.org_id, FEDERATED_ISSUER, "authserver", jwks={"keys": [issuer_jwk]})
+        trusted_issuers.add_rule(issuer.issuer_id, account.account_id, {"sub": FEDERATED_SUBJECT})
+        trusted_issuers.allow_client(issuer.issuer_id, client.client_id)
         ids = (client.client_id, account.account_id, secret.client_secret)
     client_id, account_id, client_secret = ids
     authorization = basic(client_id, client_secret)["Authorization"]
@@ -92,6 +108,10 @@ def main() -> None:
     assertions = [jwt.encode({"iss": client_id, "sub": account_id, "aud": "http://127.0.0.1:8000/oauth/token",
                               "iat": now, "exp": now + 300, "jti": uuid.uuid4().hex}, key, algorithm=alg,
                              headers={"kid": "k1"}) for _ in range(args.requests + 100)]
+
+    federated = [jwt.encode({"iss": FEDERATED_ISSUER, "sub": FEDERATED_SUBJECT, "aud": "authserver", "iat": now,
+                             "exp": now + 300, "jti": uuid.uuid4().hex}, issuer_key, algorithm="ES256",
+                            headers={"kid": "fed-1"}) for _ in range(args.requests + 100)]
 
     def call(path: str, form: dict) -> bytes:
         body = urlencode(form).encode()
@@ -111,6 +131,12 @@ def main() -> None:
 
     for assertion in assertions[:50]:
         token(assertion)
+    if args.federated:
+        for assertion in federated[:50]:
+            token(assertion)
+        compare_federated(args, token, assertions[100:100 + args.requests], federated[100:100 + args.requests])
+        tmp.cleanup()
+        return
     if args.endpoint == "token":
         work = [lambda a=a: token(a) for a in assertions[100:100 + args.requests]]
     else:
@@ -134,6 +160,29 @@ def main() -> None:
         if args.callees:
             stats.print_callees(args.callees)
     tmp.cleanup()
+
+
+FEDERATED_ISSUER = "https://workloads.example.com"
+FEDERATED_SUBJECT = "system:serviceaccount:bench:worker"
+
+
+def compare_federated(args, token, own: list[str], federated: list[str]) -> None:
+    """CPU ms per token for each kind of assertion, in alternating rounds (the order flips every round)."""
+    per_round = len(own) // args.rounds
+    spent = {"own": 0.0, "federated": 0.0}
+    for index in range(args.rounds):
+        kinds = ["own", "federated"] if index % 2 == 0 else ["federated", "own"]
+        for kind in kinds:
+            batch = (own if kind == "own" else federated)[index * per_round:(index + 1) * per_round]
+            started = time.process_time()
+            for assertion in batch:
+                token(assertion)
+            spent[kind] += time.process_time() - started
+    count = per_round * args.rounds
+    own_ms, federated_ms = (spent[k] / count * 1000 for k in ("own", "federated"))
+    print(f"token, the client's own assertion:     {own_ms:.3f} ms CPU per request in-process")
+    print(f"token, a trusted issuer's assertion:  {federated_ms:.3f} ms CPU per request in-process")
+    print(f"federated / own: {federated_ms / own_ms:.2f}x ({args.rounds} alternating rounds of {per_round} each)")
 
 
 if __name__ == "__main__":
