@@ -7,7 +7,6 @@ from __future__ import annotations
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from authserver.api import openapi
 from authserver.models import ClientKey, ClientSecret
 
 from ..conftest import ISSUER, TOKEN_ENDPOINT, in_app_context, make_app, make_tenant, private_pem
@@ -114,11 +113,11 @@ def test_a_weak_or_odd_metrics_token_is_a_configuration_error(tmp_path, token):
 
 # --- cheap unauthenticated pages, and no echo of secrets ---------------------------------------------
 
-def test_the_api_docs_page_is_rendered_once(http, monkeypatch):
-    openapi.docs_page_html.cache_clear()
+def test_the_api_docs_page_is_rendered_once(app, http, monkeypatch):
+    app.extensions.pop("authserver.api_docs_page", None)
     renders = []
-    real = openapi.render_template_string
-    monkeypatch.setattr(openapi, "render_template_string", lambda *a, **k: renders.append(1) or real(*a, **k))
+    real = app.jinja_env.from_string
+    monkeypatch.setattr(app.jinja_env, "from_string", lambda *a, **k: renders.append(1) or real(*a, **k))
     pages = [http.get(API + "/docs") for _ in range(3)]
     assert all(p.status_code == 200 for p in pages) and len({p.get_data() for p in pages}) == 1
     assert len(renders) == 1
