@@ -49,7 +49,7 @@ def test_cli_stores_and_lists_a_label_and_refuses_a_bad_one(app, tenant):
     assert listed[added["secret_id"]]["label"] == GOOD
     assert all(listed[sid]["label"] is None for sid in before)  # older secrets: no label
     human = cli.run("secret", "list", tenant.client_id)
-    assert f'{added["secret_id"]}  "{GOOD}"  created ' in human.stdout
+    assert f'{added["secret_id"]}  …{added["client_secret"][-4:]}  "{GOOD}"  created ' in human.stdout
     blank = cli.json("secret", "add", tenant.client_id, "--label", "   ")
     assert blank["label"] is None and db.session.get(ClientSecret, blank["secret_id"]).label is None
 
@@ -103,7 +103,7 @@ def test_console_adds_a_labelled_secret_shows_it_with_its_times_and_refuses_a_ba
     html = page_text(response)
     assert "“production · billing-worker (k8s, eu-west-1)”" in html.split('id="new-secret-panel"', 1)[1]
     listing = secrets_section(page_text(console.get(page)))
-    cell = listing.split('class="secret-cell"', 1)[1].split("</td>", 1)[0]
+    cell = listing.split('secret-cell"', 1)[1].split("</td>", 1)[0]
     assert GOOD in cell and row.secret_id in cell
     assert "Created" in listing and "Last used" in listing
     assert 'data-label="Created"' in listing and 'data-label="Last used"' in listing
