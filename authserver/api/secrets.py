@@ -16,6 +16,8 @@ TAG = "Client secrets"
 
 LABEL = (f"Your words to tell the secret apart from the client's others (e.g. where it is deployed): up to "
          f"{secret_service.LABEL_MAX} printable characters on one line. Never put a secret in it.")
+NEW_HINT = "The last four characters of the secret, to tell secrets apart; not enough to use it."
+HINT = NEW_HINT + " Null for a secret made before hints were kept."
 EXPIRES_AT = "When the secret stops authenticating (RFC 3339, UTC), or null when it never expires."
 
 
@@ -38,6 +40,7 @@ class SecretCreate(RequestBody):
 
 class SecretOut(ResponseBody):
     secret_id: str
+    hint: str | None = Field(description=HINT)
     label: str | None = Field(description="The label given when the secret was added, or null.")
     created_at: Timestamp
     last_used_at: Timestamp | None = Field(
@@ -51,6 +54,7 @@ class SecretOut(ResponseBody):
     def of(cls, row: ClientSecret) -> SecretOut:
         return cls(
             secret_id=row.secret_id,
+            hint=row.hint,
             label=row.label,
             created_at=timestamp(row.created_at),
             last_used_at=timestamp(row.last_used_at),
@@ -66,6 +70,7 @@ class SecretList(ResponseBody):
 class NewSecretOut(ResponseBody):
     secret_id: str
     client_secret: str = Field(description="Shown this once: the server keeps only a hash of it.")
+    hint: str = Field(description=NEW_HINT)
     label: str | None = Field(description="The label given, or null.")
     created_at: Timestamp
     expires_at: Timestamp | None = Field(description=EXPIRES_AT)
@@ -90,6 +95,7 @@ def create_secret(ctx: CallContext, client_id: str, body: SecretCreate):
     answer = NewSecretOut(
         secret_id=new.secret_id,
         client_secret=new.client_secret,
+        hint=new.hint,
         label=new.label,
         created_at=timestamp(new.created_at),
         expires_at=timestamp(new.expires_at),

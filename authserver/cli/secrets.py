@@ -24,19 +24,20 @@ def secret_add(client_id, expires_in, expires_at, label):
     """Generate a client secret: shown once here, stored only as a hash.
 
     Without --expires-in or --expires-at it expires after AUTHSERVER_SECRET_DEFAULT_TTL_DAYS (0: never)."""
-    from ..services.client_secrets import add_secret
+    from ..services.client_secrets import add_secret, hint_text
 
     new = add_secret(client_id, expires_at=expires_at, expires_in_days=expires_in, label=label)
     expiry = clock.isoformat(new.expires_at)
     human = (f"secret_id:     {new.secret_id}\nclient_secret: {new.client_secret}\n"
+             f"hint:          {hint_text(new.hint)}\n"
              f"label:         {new.label or '(none)'}\nexpires_at:    {expiry or 'never'}\n"
              "This secret is shown once and cannot be retrieved again. Store it now.")
-    return ({"secret_id": new.secret_id, "client_secret": new.client_secret, "label": new.label,
+    return ({"secret_id": new.secret_id, "client_secret": new.client_secret, "hint": new.hint, "label": new.label,
              "expires_at": expiry}, human)
 
 
 def secret_json(s) -> dict:
-    return {"secret_id": s.secret_id, "label": s.label, "created_at": clock.isoformat(s.created_at),
+    return {"secret_id": s.secret_id, "hint": s.hint, "label": s.label, "created_at": clock.isoformat(s.created_at),
             "last_used_at": clock.isoformat(s.last_used_at), "expires_at": clock.isoformat(s.expires_at),
             "leaked_at": clock.isoformat(s.leaked_at)}
 
@@ -48,13 +49,14 @@ def secret_line(s) -> str:
         STATE_EXPIRING,
         STATE_LEAKED,
         days_left,
+        hint_text,
         secret_state,
     )
 
     row = secret_json(s)
     label = f"  \"{s.label}\"" if s.label else ""
-    line = (f"{row['secret_id']}{label}  created {row['created_at']}  last used {row['last_used_at'] or 'never'}"
-            f"  expires {row['expires_at'] or 'never'}")
+    line = (f"{row['secret_id']}  {hint_text(s.hint)}{label}  created {row['created_at']}"
+            f"  last used {row['last_used_at'] or 'never'}  expires {row['expires_at'] or 'never'}")
     state = secret_state(s)
     if state == STATE_LEAKED:
         line += f"  ! REPORTED LEAKED at {row['leaked_at']}: disabled, add a new secret and delete this one"

@@ -55,6 +55,7 @@ from ..services.client_secrets import (
     days_left,
     delete_secret,
     get_secret,
+    hint_text,
     list_secrets,
     secret_state,
 )
@@ -149,6 +150,7 @@ def template_helpers() -> dict:
         "unbind_message": unbind_message,
         "PASSWORD_MIN": PASSWORD_MIN,
         "LABEL_MAX": LABEL_MAX,
+        "hint_text": hint_text,
     }
 
 
@@ -206,7 +208,8 @@ def app_deletion_message(client) -> str:
 
 
 def secret_deletion_message(client, secret) -> str:
-    name = f"“{secret.label}” ({secret.secret_id})" if secret.label else secret.secret_id
+    ids = f"{secret.secret_id}, {hint_text(secret.hint)}"
+    name = f"“{secret.label}” ({ids})" if secret.label else f"{secret.secret_id} ({hint_text(secret.hint)})"
     return (f"Secret {name} of “{client.name}” stops authenticating at the very next request. Access tokens it "
             f"already obtained stay valid until they expire (at most {token_lifetime()}). The app's other secrets "
             "and its keys keep working. A deleted secret cannot be restored: add a new one instead.")

@@ -26,6 +26,8 @@ SECRET_LENGTH = len(SECRET_PREFIX) + RANDOM_LENGTH + CHECKSUM_LENGTH
 # The regular expression published for secret scanners (README "Secret format").
 SECRET_REGEX = r"\bascs_[0-9A-Za-z]{49}\b"
 SECRET_PATTERN = re.compile(rf"{re.escape(SECRET_PREFIX)}[0-9A-Za-z]{{{RANDOM_LENGTH + CHECKSUM_LENGTH}}}")
+# Kept in clear to tell secrets apart: the last characters, all checksum characters (README Decisions).
+HINT_LENGTH = 4
 SCHEME_HMAC_SHA256_V1 = "hs256v1"
 CURRENT_SCHEME = SCHEME_HMAC_SHA256_V1
 
@@ -65,6 +67,14 @@ def secret_format(secret: str) -> str:
     if not hmac.compare_digest(secret_checksum(random_part), checksum):
         return FORMAT_MALFORMED
     return FORMAT_CURRENT
+
+
+def secret_hint(secret: str) -> str:
+    """The last HINT_LENGTH characters of a secret in the checksummed format: 4 of its 6 checksum
+    characters, which carry at most 24 bits about the 256 random ones."""
+    if secret_format(secret) != FORMAT_CURRENT:
+        raise ValueError("a hint is kept only for a secret in the checksummed format")
+    return secret[-HINT_LENGTH:]
 
 
 def generate_secret_id() -> str:

@@ -49,6 +49,8 @@ class ClientSecret(Model):
     leaked_at: Mapped[int | None] = mapped_column(BigInteger)
     # The owner's words to tell secrets apart (e.g. where it is deployed); never the secret itself.
     label: Mapped[str | None] = mapped_column(String(100))
+    # The secret's last HINT_LENGTH characters, to tell secrets apart (None: made before hints were kept).
+    hint: Mapped[str | None] = mapped_column(String(4))
     # When the secret.expiring audit event was written: once per secret, by whichever purger gets there first.
     expiry_noticed_at: Mapped[int | None] = mapped_column(BigInteger)
 

@@ -19,6 +19,7 @@ from ..crypto.client_secrets import (
     hash_client_secret,
     secret_format,
     secret_hash_matches,
+    secret_hint,
 )
 from ..errors import Conflict, InvalidInput, NotFound
 from ..extensions import db
@@ -54,6 +55,7 @@ class NewClientSecret:
     client_secret: str = field(repr=False)  # never in a log line or a failed test's report
     created_at: int
     expires_at: int | None
+    hint: str  # the stored hint: the last characters, never enough to use the secret
     label: str | None = None
 
 
@@ -71,6 +73,14 @@ def clean_label(value: object) -> str | None:
     if not value.isprintable():
         raise InvalidInput("The label must be printable text on one line, without control characters.", field="label")
     return value
+
+
+HINT_UNKNOWN = "hint unknown"  # a secret made before hints were kept
+
+
+def hint_text(hint: str | None) -> str:
+    """A secret's hint for people: its last characters after an ellipsis, e.g. "…AbCd"."""
+    return f"…{hint}" if hint else HINT_UNKNOWN
 
 
 def _pepper() -> bytes:
@@ -152,6 +162,7 @@ def add_secret(client_id: str, org_id: str | None = None, actor: Actor = CLI_ACT
     if count >= MAX_SECRETS_PER_CLIENT:
         raise Conflict(f"A client may have at most {MAX_SECRETS_PER_CLIENT} secrets; delete an unused one first.")
     plaintext = generate_client_secret()
+    hint = secret_hint(plaintext)
     row = ClientSecret(
         secret_id=generate_secret_id(),
         client_id=client.client_id,
@@ -160,12 +171,13 @@ def add_secret(client_id: str, org_id: str | None = None, actor: Actor = CLI_ACT
         last_used_at=None,
         expires_at=expiry,
         label=label,
+        hint=hint,
     )
     db.session.add(row)
     record_event(actor, client.org_id, "secret.created", "client_secret", row.secret_id, client_id=client.client_id,
                  expires_at=clock.isoformat(expiry), label=label)
     return NewClientSecret(secret_id=row.secret_id, client_secret=plaintext, created_at=row.created_at,
-                           expires_at=expiry, label=label)
+                           expires_at=expiry, hint=hint, label=label)
 
 
 def secret_state(row: ClientSecret, now: int | None = None) -> str:

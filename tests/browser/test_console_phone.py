@@ -1,10 +1,13 @@
 """Every console page on a 390 x 844 phone (Debian's Chromium, headless, driven by Playwright): signed
 in, with long names, ids, URLs and labels in the data, no page scrolls sideways and no element sticks
 out of the viewport (wide tables become stacked cards or scroll inside their own box). The same pages
-are checked at 1280 px. No screenshots are kept."""
+are checked at 1280 px. A full-page screenshot of every page and dialog at both widths is saved in the
+test's temporary directory (never in the checkout), named in every failure so a person can look."""
 from __future__ import annotations
 
 import json
+import re
+from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric import ec
 from jwt.algorithms import ECAlgorithm
@@ -23,6 +26,7 @@ from .test_console_story import (
 
 PHONE = {"width": 390, "height": 844}
 DESKTOP = {"width": 1280, "height": 900}
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 LONG = "Quarterly-reconciliation-and-settlement-batch-processor-for-the-european-payment-rails"  # no break chance
 
 # Elements wider than the viewport or reaching past its right edge, except inside a box that scrolls
@@ -108,7 +112,13 @@ def pages(ids: dict) -> list[str]:
     ]
 
 
-def test_every_console_page_fits_a_phone_and_a_desktop(live_server):
+def screenshot_name(width: int, number: int, where: str) -> str:
+    """A file name that says the width and the page: "390-07-console-apps-x-delete.png"."""
+    slug = re.sub(r"[^0-9A-Za-z]+", "-", where).strip("-")[:80] or "page"
+    return f"{width}-{number:02d}-{slug}.png"
+
+
+def test_every_console_page_fits_a_phone_and_a_desktop(live_server, tmp_path):
     assert CHROMIUM.exists(), (
         f"Chromium is required for the browser tests: {CHROMIUM} is missing (apt-get install -y chromium)"
     )
@@ -118,6 +128,10 @@ def test_every_console_page_fits_a_phone_and_a_desktop(live_server):
         db.session.remove()
     ids = seed(app, admin)
     overflowing: list = []  # every page is visited before the verdict, so one run names them all
+    shots_dir = tmp_path / "screenshots"
+    shots_dir.mkdir()
+    shots: list[Path] = []
+    where_to_look = f"screenshots of every page at both widths: {shots_dir}"
 
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS,
@@ -134,6 +148,9 @@ def test_every_console_page_fits_a_phone_and_a_desktop(live_server):
                     found = page.evaluate(OVERFLOW)
                     if found:
                         overflowing.append((viewport["width"], where, found))
+                    shot = shots_dir / screenshot_name(viewport["width"], len(shots), where)
+                    page.screenshot(path=str(shot), full_page=True)
+                    shots.append(shot)
 
                 page.goto("/console/sign-in")
                 fits("sign-in")
@@ -177,6 +194,17 @@ def test_every_console_page_fits_a_phone_and_a_desktop(live_server):
                 expect(page.get_by_text("You have signed out.")).to_be_visible()
                 fits("signed out")
                 context.close()
+        except Exception as exc:  # a failure half-way still says where the screenshots so far are
+            exc.add_note(where_to_look)
+            raise
         finally:
             browser.close()
-    assert not overflowing, "\n".join(map(str, overflowing))
+    assert not overflowing, "\n".join([*map(str, overflowing), where_to_look])
+    expected = 2 * (len(pages(ids)) + 3 + 3)  # per width: the pages, sign-in, its error, signed out, 3 dialogs
+    assert len(shots) == expected and len(set(shots)) == expected, (len(shots), expected, where_to_look)
+    for shot in shots:
+        assert shot.is_file() and shot.stat().st_size > len(PNG_SIGNATURE), (f"screenshot missing or empty: {shot}",
+                                                                                where_to_look)
+        assert shot.read_bytes()[:8] == PNG_SIGNATURE, (f"not a PNG: {shot}", where_to_look)
+    widths = {shot.name.split("-", 1)[0] for shot in shots}
+    assert widths == {str(PHONE["width"]), str(DESKTOP["width"])}, (widths, where_to_look)

@@ -24,7 +24,7 @@ def test_create_returns_the_secret_once_and_never_again(http, manager):
     assert created.status_code == 201
     assert created.headers["Cache-Control"] == "no-store" and created.headers["Pragma"] == "no-cache"
     body = created.get_json()
-    assert set(body) == {"secret_id", "client_secret", "label", "created_at", "expires_at"}
+    assert set(body) == {"secret_id", "client_secret", "hint", "label", "created_at", "expires_at"}
     assert body["expires_at"] is None  # no expiry asked for, and no default lifetime set
     secret, secret_id = body["client_secret"], body["secret_id"]
     assert len(secret) >= 22  # at least 128 bits, url-safe
@@ -42,6 +42,7 @@ def test_create_returns_the_secret_once_and_never_again(http, manager):
     assert {s["secret_id"] for s in listed.get_json()["items"]} == {manager.tenant.secret_id, secret_id}
     assert shown.get_json() == {
         "secret_id": secret_id,
+        "hint": secret[-4:],
         "label": None,
         "created_at": body["created_at"],
         "last_used_at": None,

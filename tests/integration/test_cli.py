@@ -134,7 +134,7 @@ def test_init_is_idempotent_and_prints_one_json_document(cli):
 def test_org_account_client_secret_key_flow_yields_a_working_client(cli, tmp_path):
     setup = _setup(cli, tmp_path)
     assert re.fullmatch(r"[0-9a-f]{32}", setup["client_id"])
-    assert set(setup["secret"]) == {"secret_id", "client_secret", "label", "expires_at"}
+    assert set(setup["secret"]) == {"secret_id", "client_secret", "hint", "label", "expires_at"}
     assert setup["kid"] == "k1"
 
     app = cli.app()
@@ -191,7 +191,7 @@ def test_secret_add_list_delete(cli, tmp_path):
     assert second["client_secret"] != setup["secret"]["client_secret"]
     listed = cli.json("secret", "list", setup["client_id"])
     assert [set(row) for row in listed] == [
-        {"secret_id", "label", "created_at", "last_used_at", "expires_at", "leaked_at"}
+        {"secret_id", "hint", "label", "created_at", "last_used_at", "expires_at", "leaked_at"}
     ] * 2
     assert {row["secret_id"] for row in listed} == {setup["secret"]["secret_id"], second["secret_id"]}
     assert all(row["last_used_at"] is None for row in listed)

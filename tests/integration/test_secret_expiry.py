@@ -157,7 +157,7 @@ def test_cli_sets_expiry_in_days_or_at_a_time_and_lists_it(app, http, tenant):
     cli = Cli(app)
     now = clock.now()
     by_days = cli.json("secret", "add", tenant.client_id, "--expires-in", "30")
-    assert set(by_days) == {"secret_id", "client_secret", "label", "expires_at"}
+    assert set(by_days) == {"secret_id", "client_secret", "hint", "label", "expires_at"}
     stored = db.session.get(ClientSecret, by_days["secret_id"])
     assert now + 30 * DAY <= stored.expires_at <= clock.now() + 30 * DAY
     assert by_days["expires_at"] == iso(stored.expires_at)
@@ -236,7 +236,7 @@ def test_api_sets_expiry_and_carries_it_in_every_answer(http, manager):
     by_days = http.post(url, json={"expires_in_days": 30}, headers=h)
     assert by_days.status_code == 201, by_days.get_json()
     body = by_days.get_json()
-    assert set(body) == {"secret_id", "client_secret", "label", "created_at", "expires_at"}
+    assert set(body) == {"secret_id", "client_secret", "hint", "label", "created_at", "expires_at"}
     stored = db.session.get(ClientSecret, body["secret_id"])
     assert now + 30 * DAY <= stored.expires_at <= clock.now() + 30 * DAY
     assert body["expires_at"] == iso(stored.expires_at)
@@ -252,7 +252,7 @@ def test_api_sets_expiry_and_carries_it_in_every_answer(http, manager):
     listed = {item["secret_id"]: item for item in http.get(url, headers=h).get_json()["items"]}
     assert listed[by_time["secret_id"]]["expires_at"] == by_time["expires_at"]
     assert listed[manager.tenant.secret_id]["expires_at"] is None
-    assert all(set(item) == {"secret_id", "label", "created_at", "last_used_at", "expires_at", "leaked_at"}
+    assert all(set(item) == {"secret_id", "hint", "label", "created_at", "last_used_at", "expires_at", "leaked_at"}
                for item in listed.values())
     event = db.session.scalars(select(AuditEvent).where(AuditEvent.object_id == body["secret_id"])).one()
     assert json.loads(event.details)["expires_at"] == body["expires_at"]

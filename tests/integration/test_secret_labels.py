@@ -49,7 +49,7 @@ def test_cli_stores_and_lists_a_label_and_refuses_a_bad_one(app, tenant):
     assert listed[added["secret_id"]]["label"] == GOOD
     assert all(listed[sid]["label"] is None for sid in before)  # older secrets: no label
     human = cli.run("secret", "list", tenant.client_id)
-    assert f'{added["secret_id"]}  "{GOOD}"  created ' in human.stdout
+    assert f'{added["secret_id"]}  …{added["client_secret"][-4:]}  "{GOOD}"  created ' in human.stdout
     blank = cli.json("secret", "add", tenant.client_id, "--label", "   ")
     assert blank["label"] is None and db.session.get(ClientSecret, blank["secret_id"]).label is None
 
