@@ -137,11 +137,12 @@ def _init_oauth(app: Flask, settings: Settings) -> None:
     from .oauth.access import ClientAccessCache
     from .oauth.assertions import ClientKeyCache
     from .oauth.federation import TrustedIssuerCache
-    from .oauth.server import AuthServer, OAuthRuntime
+    from .oauth.server import AuthServer, OAuthCaches
     from .oauth.views import bp as oauth_bp
     from .observability import Metrics
-    from .ratelimit import DatabaseRateLimiter, RedisRateLimiter
+    from .ratelimit import DatabaseRateLimiter, RateCounters, RateLimits, RatePolicies, RedisRateLimiter
     from .replay import DatabaseReplayCache, RedisReplayCache, ReplayCache
+    from .services.app_services import EXTENSION, AppServices
     from .services.token_issuance import TokenIssuance
 
     redis_client = None
@@ -152,8 +153,6 @@ def _init_oauth(app: Flask, settings: Settings) -> None:
         redis_client = redis.Redis.from_url(settings.redis_url, socket_timeout=timeout, socket_connect_timeout=timeout,
                                             socket_keepalive=True)
     circuit = RedisCircuit(settings.redis_cooldown)
-    app.extensions["authserver.redis"] = redis_client
-    app.extensions["authserver.redis_circuit"] = circuit
     keyring = KeyRing(settings.key_encryption_key, settings.signing_key_refresh)
     replay: ReplayCache = DatabaseReplayCache()
     if redis_client is not None:
@@ -162,22 +161,26 @@ def _init_oauth(app: Flask, settings: Settings) -> None:
         pending = settings.request_deadline_seconds and (
             settings.request_deadline_seconds + -(-settings.database_statement_timeout_ms // 1000) + 1)
         replay = RedisReplayCache(redis_client, circuit, pending_seconds=pending)
-    rate_limiter = RedisRateLimiter(redis_client, circuit) if redis_client is not None else DatabaseRateLimiter()
-    key_fetcher = _key_fetcher(settings)
-    app.extensions["authserver.key_fetcher"] = key_fetcher  # one per process: its cache serves every request
-    runtime = OAuthRuntime(
+    counters: RateCounters = (RedisRateLimiter(redis_client, circuit) if redis_client is not None
+                              else DatabaseRateLimiter())
+    rate_limiter = RateLimits(counters, RatePolicies.from_settings(settings))
+    key_fetcher = _key_fetcher(settings)  # one per process: its cache serves every request
+    services = AppServices(
         settings=settings,
         keyring=keyring,
-        client_keys=ClientKeyCache(key_fetcher),
-        client_access=ClientAccessCache(),
         replay=replay,
-        metrics=Metrics(),
         rate_limiter=rate_limiter,
         issuance=TokenIssuance(settings, replay, rate_limiter, keyring.sign_with_kid),
-        trusted_issuers=TrustedIssuerCache(key_fetcher),
+        key_fetcher=key_fetcher,
+        last_used=LastUsedRecorder(app),
+        metrics=Metrics(),
+        redis=redis_client,
+        redis_circuit=circuit,
     )
-    app.extensions["authserver.last_used"] = LastUsedRecorder(app)
-    app.extensions["authserver.oauth"] = AuthServer(runtime)
+    app.extensions[EXTENSION] = services
+    caches = OAuthCaches(client_keys=ClientKeyCache(key_fetcher), client_access=ClientAccessCache(),
+                         trusted_issuers=TrustedIssuerCache(key_fetcher))
+    app.extensions["authserver.oauth"] = AuthServer(services, caches)
     csrf.exempt(oauth_bp)
     app.register_blueprint(oauth_bp)
 
@@ -213,6 +216,7 @@ def _database_writable() -> bool:
 
 def _register_health(app: Flask) -> None:
     from .observability import StoredStateCollector, render_metrics
+    from .services.app_services import EXTENSION
     from .services.client_secrets import EXPIRY_WARNING_DAYS, count_expiring_secrets
 
     stored_state = StoredStateCollector(count_expiring_secrets, EXPIRY_WARNING_DAYS)
@@ -244,14 +248,14 @@ def _register_health(app: Flask) -> None:
                 pass
         if checks["database"] == "ok":
             try:  # the key-encryption key must open the signing key, or every token request would fail
-                app.extensions["authserver.oauth"].runtime.keyring.signing_key()
+                app.extensions[EXTENSION].keyring.signing_key()
             except Exception:  # a wrong key-encryption key, or no signing key at all
                 note_outage("signing key", RuntimeError("the current signing key cannot be loaded"))
                 checks["signing_key"] = "unusable"
-        redis_client = app.extensions.get("authserver.redis")
+        redis_client = app.extensions[EXTENSION].redis
         if redis_client is not None:
             try:
-                with app.extensions["authserver.redis_circuit"].guard():
+                with app.extensions[EXTENSION].redis_circuit.guard():
                     redis_client.ping()
                 checks["redis"] = "ok"
             except Exception:  # logged once per outage by the circuit
@@ -404,8 +408,10 @@ def _register_favicon(app: Flask) -> None:
 def _register_request_hooks(app: Flask) -> None:
     import logging
 
+    from .services.app_services import EXTENSION
+
     access_log = logging.getLogger("authserver.access")
-    metrics = app.extensions["authserver.oauth"].runtime.metrics
+    metrics = app.extensions[EXTENSION].metrics
 
     @app.before_request
     def start_timer():

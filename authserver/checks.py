@@ -78,7 +78,7 @@ def check_key_encryption_key(settings) -> str:
 
 
 def check_redis(app) -> str:
-    client = app.extensions.get("authserver.redis")
+    client = app.extensions["authserver.services"].redis  # services.app_services.AppServices
     if client is None:
         return "no Redis configured (the database keeps replay records and rate limits)"
     try:

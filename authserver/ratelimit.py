@@ -1,4 +1,5 @@
-"""Fixed-window rate limits shared by every worker and host: in Redis when configured, else in the database."""
+"""Fixed-window rate limits shared by every worker and host: one limiter (`RateLimits`) with named
+policies, counting in Redis when configured, else in the database."""
 from __future__ import annotations
 
 import hashlib
@@ -9,6 +10,7 @@ from typing import Any, Protocol, cast
 from sqlalchemy import CursorResult, delete
 
 from . import clock, store, token_store
+from .config import Settings
 from .extensions import db
 from .models import RateLimitCounter
 
@@ -34,7 +36,57 @@ def _bucket(key: str, now: int) -> tuple[str, int]:
     return f"{key}@{start}", start + WINDOW
 
 
-class RateLimiter(Protocol):
+@dataclass(frozen=True)
+class RatePolicy:
+    """A named limit: at most `limit` events per window for one subject (a client, an address, ...).
+    The name prefixes the counter's bucket; a limit of 0 or less turns the policy off."""
+
+    name: str
+    limit: int
+
+    def key(self, subject: str) -> str:
+        return f"{self.name}:{subject}"
+
+
+# Console limits (not settings): failed sign-ins are counted per email *and* address together, and per
+# address, so nobody can lock a rightful admin out by guessing at their email from elsewhere (a guesser
+# spread over many addresses meets argon2id and 12+ characters); wrong current passwords per account,
+# so a borrowed session cannot be used to guess the password itself; leak reports per address.
+SIGN_IN_FAILURES_PER_EMAIL_AND_ADDRESS = 5
+SIGN_IN_FAILURES_PER_ADDRESS = 20
+PASSWORD_CHANGE_FAILURES_PER_ACCOUNT = 5
+LEAK_REPORTS_PER_ADDRESS = 30  # a scanner reports in batches, a prober gets little
+
+
+@dataclass(frozen=True)
+class RatePolicies:
+    """Every limit of the server, by name: the one place a limit and its bucket are defined."""
+
+    token_requests_per_client: RatePolicy
+    auth_failures_per_address: RatePolicy
+    auth_failures_per_client: RatePolicy
+    leak_reports_per_address: RatePolicy
+    sign_in_failures_per_address: RatePolicy
+    sign_in_failures_per_email_and_address: RatePolicy
+    password_change_failures_per_account: RatePolicy
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> RatePolicies:
+        return cls(
+            token_requests_per_client=RatePolicy("token:client", settings.rate_limit_token_requests_per_client),
+            auth_failures_per_address=RatePolicy("authfail:addr", settings.rate_limit_auth_failures_per_address),
+            auth_failures_per_client=RatePolicy("authfail:client", settings.rate_limit_auth_failures_per_client),
+            leak_reports_per_address=RatePolicy("secretleak:addr", LEAK_REPORTS_PER_ADDRESS),
+            sign_in_failures_per_address=RatePolicy("console-signin:addr", SIGN_IN_FAILURES_PER_ADDRESS),
+            sign_in_failures_per_email_and_address=RatePolicy("console-signin:pair",
+                                                              SIGN_IN_FAILURES_PER_EMAIL_AND_ADDRESS),
+            password_change_failures_per_account=RatePolicy("console-password", PASSWORD_CHANGE_FAILURES_PER_ACCOUNT),
+        )
+
+
+class RateCounters(Protocol):
+    """Where windows are counted: Redis or the database."""
+
     def hit(self, key: str, limit: int, *, commit: bool = True) -> RateDecision:
         """Count one event; refused once the window holds more than `limit` events."""
 
@@ -118,3 +170,25 @@ class RedisRateLimiter:
 
     def purge(self) -> int:
         return 0
+
+
+class RateLimits:
+    """The server's one rate limiter: its named policies over the deployment's counters."""
+
+    def __init__(self, counters: RateCounters, policies: RatePolicies) -> None:
+        self.counters = counters
+        self.policies = policies
+
+    def hit(self, policy: RatePolicy, subject: str, *, commit: bool = True) -> RateDecision:
+        """Count one event of `subject` under `policy`; refused once the window holds more than the limit.
+        With commit=False (database counters) the count joins the request's transaction."""
+        return self.counters.hit(policy.key(subject), policy.limit, commit=commit)
+
+    def used_up(self, policy: RatePolicy, subject: str) -> RateDecision:
+        """Refused when the window already holds `limit` events, so one more would exceed it (counts nothing)."""
+        if policy.limit <= 0:
+            return ALLOWED
+        return self.counters.exceeded(policy.key(subject), policy.limit - 1)
+
+    def purge(self) -> int:
+        return self.counters.purge()

@@ -10,13 +10,12 @@ from .output import with_app
 
 
 def purge_once() -> dict:
-    from flask import current_app
-
+    from ..services.app_services import app_services
     from ..services.client_secrets import note_expiring_secrets
     from ..services.tokens import purge_expired
 
     result = purge_expired()
-    result["rate_limit_counters"] = current_app.extensions["authserver.oauth"].runtime.rate_limiter.purge()
+    result["rate_limit_counters"] = app_services().rate_limiter.purge()
     result["expiring_secrets_noticed"] = len(note_expiring_secrets())
     return result
 

@@ -6,9 +6,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from flask import current_app, g, session
+from flask import g, session
 
 from ..models import Account
+from ..ratelimit import (
+    SIGN_IN_FAILURES_PER_ADDRESS,
+    SIGN_IN_FAILURES_PER_EMAIL_AND_ADDRESS,
+    RateLimits,
+)
 from ..services import sessions
 from ..services.accounts import (
     active_admin,
@@ -17,17 +22,13 @@ from ..services.accounts import (
     record_password_change_refused,
     record_sign_in,
 )
+from ..services.app_services import app_services
 from ..services.common import Actor
 from .feedback import status_of
 
-# Failed sign-ins allowed per minute (the limiter's window); the next attempt is refused. Counted per
-# email *and* address together, and per address: nobody can lock a rightful admin out by guessing at
-# their email from elsewhere (a guesser spread over many addresses meets argon2id and 12+ characters).
-FAILURES_PER_EMAIL_AND_ADDRESS = 5
-FAILURES_PER_ADDRESS = 20
-# Wrong current passwords allowed per minute when an admin changes their password: a borrowed or
-# stolen session cannot be used to guess the password itself.
-PASSWORD_CHANGE_FAILURES_PER_ACCOUNT = 5
+# The console's limits, defined with the server's other rate policies (ratelimit.RatePolicies).
+FAILURES_PER_EMAIL_AND_ADDRESS = SIGN_IN_FAILURES_PER_EMAIL_AND_ADDRESS
+FAILURES_PER_ADDRESS = SIGN_IN_FAILURES_PER_ADDRESS
 SESSION_KEY = sessions.COOKIE_KEY  # the management API reads the same key
 
 
@@ -39,13 +40,13 @@ class SignInResult:
     retry_after: int = 0
 
 
-def _limiter():
-    return current_app.extensions["authserver.oauth"].runtime.rate_limiter
+def _limiter() -> RateLimits:
+    return app_services().rate_limiter
 
 
-def _keys(email: str, address: str) -> tuple[str, str]:
-    return ("console-signin:pair:" + address + ":" + email.strip().lower()[:254],
-            "console-signin:addr:" + address)
+def _pair(email: str, address: str) -> str:
+    """The subject of the per-email-and-address policy."""
+    return address + ":" + email.strip().lower()[:254]
 
 
 def sign_in(email: object, password: object, address: str | None) -> SignInResult:
@@ -53,10 +54,12 @@ def sign_in(email: object, password: object, address: str | None) -> SignInResul
     Once either count is used up, every attempt is refused until the window ends."""
     email = email if isinstance(email, str) else ""
     address = address or "unknown"
-    pair_key, address_key = _keys(email, address)
-    limiter = _limiter()
-    for key, limit in ((address_key, FAILURES_PER_ADDRESS), (pair_key, FAILURES_PER_EMAIL_AND_ADDRESS)):
-        decision = limiter.exceeded(key, limit - 1)
+    pair = _pair(email, address)
+    limits = _limiter()
+    policies = limits.policies
+    for policy, subject in ((policies.sign_in_failures_per_address, address),
+                            (policies.sign_in_failures_per_email_and_address, pair)):
+        decision = limits.used_up(policy, subject)
         if not decision.allowed:
             return SignInResult(
                 message=f"Too many failed sign-in attempts. Wait {decision.retry_after} seconds and try again.",
@@ -64,8 +67,8 @@ def sign_in(email: object, password: object, address: str | None) -> SignInResul
             )
     account = authenticate_user(email, password)
     if account is None:
-        limiter.hit(address_key, FAILURES_PER_ADDRESS)
-        limiter.hit(pair_key, FAILURES_PER_EMAIL_AND_ADDRESS)
+        limits.hit(policies.sign_in_failures_per_address, address)
+        limits.hit(policies.sign_in_failures_per_email_and_address, pair)
         record_sign_in(email, "sign_in_failed", address)
         return SignInResult(message="The email address or password is not correct.", status=400)
     if active_admin(account.account_id, account.org_id) is None:
@@ -137,9 +140,9 @@ def change_password(admin: Account, current: object, new: object, again: object,
     browser gets a new one; wrong current passwords are counted per account and audited."""
     from ..errors import DomainError
 
-    key = "console-password:" + admin.account_id
-    limiter = _limiter()
-    decision = limiter.exceeded(key, PASSWORD_CHANGE_FAILURES_PER_ACCOUNT - 1)
+    limits = _limiter()
+    policy = limits.policies.password_change_failures_per_account
+    decision = limits.used_up(policy, admin.account_id)
     if not decision.allowed:
         return PasswordChangeResult(
             {"form": f"Too many wrong current passwords. Wait {decision.retry_after} seconds and try again."},
@@ -150,7 +153,7 @@ def change_password(admin: Account, current: object, new: object, again: object,
                                           user_agent=user_agent)
     except DomainError as exc:
         if exc.field == "current_password":
-            limiter.hit(key, PASSWORD_CHANGE_FAILURES_PER_ACCOUNT)
+            limits.hit(policy, admin.account_id)
             record_password_change_refused(admin.account_id, admin.org_id, actor)
         return PasswordChangeResult({exc.field or "form": exc.message}, status_of(exc))
     _hold_in_cookie(new_session.session_id)

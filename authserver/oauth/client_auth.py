@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import base64
 import binascii
+from typing import TYPE_CHECKING
 from urllib.parse import unquote_plus
 
 from authlib.oauth2.rfc6749 import ClientMixin
 from authlib.oauth2.rfc6749.authenticate_client import ClientAuthentication
 
 from .. import clock, token_store
+from ..services.app_services import AppServices
 from ..services.client_secrets import (
     REFUSED_EXPIRED,
     REFUSED_LEAKED,
@@ -35,6 +37,9 @@ from .constants import (
     PATH_TOKEN,
 )
 from .errors import InvalidClientError, InvalidRequestError, SlowDownError, TemporarilyUnavailableError
+
+if TYPE_CHECKING:
+    from .server import OAuthCaches
 
 
 class AuthenticatedClient(ClientMixin):
@@ -108,16 +113,14 @@ def _parse_basic(header: str) -> tuple[str, str]:
     return client_id, secret
 
 
-def counted_failure(runtime, request) -> SlowDownError | None:
+def counted_failure(services: AppServices, request) -> SlowDownError | None:
     """Count a failed client authentication per source address and per the client id it named; the
     error to answer instead once either is over its limit (None while within them)."""
-    settings = runtime.settings
-    limiter = runtime.rate_limiter
-    decisions = [limiter.hit("authfail:addr:" + (request.remote_addr or "unknown"),
-                             settings.rate_limit_auth_failures_per_address)]
+    limits = services.rate_limiter
+    decisions = [limits.hit(limits.policies.auth_failures_per_address, request.remote_addr or "unknown")]
     client_id = getattr(request, "attempted_client_id", None)
     if client_id:
-        decisions.append(limiter.hit("authfail:client:" + client_id[:64], settings.rate_limit_auth_failures_per_client))
+        decisions.append(limits.hit(limits.policies.auth_failures_per_client, client_id[:64]))
     refused = [d for d in decisions if not d.allowed]
     if refused:
         return SlowDownError(
@@ -149,9 +152,10 @@ def client_assertion_rules(endpoint: str) -> AssertionRules:
 class SecretClientAuthentication(ClientAuthentication):
     """Authlib's client-auth registry, narrowed to the secret methods and private_key_jwt, checked strictly."""
 
-    def __init__(self, runtime):
+    def __init__(self, services: AppServices, caches: OAuthCaches):
         super().__init__(None)
-        self.runtime = runtime
+        self.services = services
+        self.caches = caches
 
     def authenticate(self, request, methods, endpoint="token"):
         """Authenticate, with failure limits that never lock out a correct client: failed attempts are
@@ -161,7 +165,7 @@ class SecretClientAuthentication(ClientAuthentication):
         try:
             return self._authenticate(request, methods, endpoint)
         except InvalidClientError:
-            slow_down = counted_failure(self.runtime, request)
+            slow_down = counted_failure(self.services, request)
             if slow_down is not None:
                 raise slow_down from None
             raise
@@ -227,9 +231,9 @@ class SecretClientAuthentication(ClientAuthentication):
             raise InvalidClientError(
                 f"The client_assertion_type is not supported: use {CLIENT_ASSERTION_TYPE_JWT_BEARER}."
             )
-        runtime = self.runtime
+        services, caches = self.services, self.caches
         rules = client_assertion_rules(endpoint)
-        jws = parse_assertion(client_assertion, runtime.settings, rules)
+        jws = parse_assertion(client_assertion, services.settings, rules)
         issuer = jws.claims.get("iss")
         if not isinstance(issuer, str) or not issuer:
             raise InvalidClientError("The client_assertion lacks the required claim iss: the client_id.")
@@ -240,8 +244,8 @@ class SecretClientAuthentication(ClientAuthentication):
             raise InvalidClientError(f"This endpoint does not accept {AUTH_PRIVATE_KEY_JWT}.")
         # A client id is 32 characters; anything else names no client (and never reaches the database).
         record = token_store.client_by_id(issuer) if len(issuer) <= 64 and issuer.isprintable() else None
-        keys = runtime.client_keys.keys_for(record.client_id, record.keys_version) if record else ClientKeySet({})
-        verified = verify_assertion(jws, issuer, keys, runtime.settings, rules)
+        keys = caches.client_keys.keys_for(record.client_id, record.keys_version) if record else ClientKeySet({})
+        verified = verify_assertion(jws, issuer, keys, services.settings, rules)
         if verified.subject != issuer:
             raise InvalidClientError("The client_assertion's sub must be the client_id, the same as its iss.")
         request.auth_method = AUTH_PRIVATE_KEY_JWT
@@ -249,7 +253,7 @@ class SecretClientAuthentication(ClientAuthentication):
             # Used up in the token's own transaction, so a refused token request uses nothing up.
             return AuthenticatedClient(record, AUTH_PRIVATE_KEY_JWT, client_assertion=verified)
         try:
-            runtime.issuance.use_client_assertion(record.client_id, verified.jti, verified.expires_at)
+            services.issuance.use_client_assertion(record.client_id, verified.jti, verified.expires_at)
         except ClientAssertionReplayed:
             raise InvalidClientError(CLIENT_ASSERTION_REPLAYED) from None
         except ReplayCacheUnavailable:

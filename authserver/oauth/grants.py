@@ -48,23 +48,23 @@ class ConfidentialJWTBearerGrant(JWTBearerGrant):
         assertion = form.get("assertion")
         if not assertion:
             raise InvalidRequestError("The assertion parameter is missing.")
-        runtime = self.server.runtime
-        jws = parse_assertion(assertion, runtime.settings)
+        services, caches = self.server.services, self.server.caches
+        jws = parse_assertion(assertion, services.settings)
         iss = jws.claims.get("iss")
         federated = None
         if iss != client.client_id and names_external_issuer(iss):  # decided before any database work
-            federated = runtime.trusted_issuers.verify(jws, client.client_id, client.org_id, runtime.settings)
+            federated = caches.trusted_issuers.verify(jws, client.client_id, client.org_id, services.settings)
             verified = federated
             if not is_active_subject(client.org_id, verified.subject):
                 raise InvalidGrantError(description=MAPPED_ACCOUNT_INACTIVE)
         else:
-            keys = runtime.client_keys.keys_for(client.client_id, client.keys_version)
-            verified = verify_assertion(jws, client.client_id, keys, runtime.settings)
+            keys = caches.client_keys.keys_for(client.client_id, client.keys_version)
+            verified = verify_assertion(jws, client.client_id, keys, services.settings)
             if not is_active_subject(client.org_id, verified.subject):
                 raise InvalidGrantError(
                     description="The assertion's sub is not an active account of the client's organization."
                 )
-        access = runtime.client_access.access_for(client.client_id, client.org_id, client.access_version)
+        access = caches.client_access.access_for(client.client_id, client.org_id, client.access_version)
         resource, scope = form.get(PARAM_RESOURCE), form.get(PARAM_SCOPE)
         if federated is not None:
             resource = rule_resource(federated, resource)
@@ -113,7 +113,7 @@ class ConfidentialJWTBearerGrant(JWTBearerGrant):
     def create_token_response(self):
         client = self.request.client
         verified = self.request.credential
-        runtime = self.server.runtime
+        services = self.server.services
         order = TokenOrder(
             client_id=client.client_id, org_id=client.org_id, secret_id=client.secret_id,
             account_id=verified.subject, audience=self.request.api.identifier, scope=self.request.scope,
@@ -124,12 +124,12 @@ class ConfidentialJWTBearerGrant(JWTBearerGrant):
             order = replace(order, client_assertion_jti=client.client_assertion.jti,
                             client_assertion_expires_at=client.client_assertion.expires_at)
         try:
-            issued = runtime.issuance.issue(order, started=getattr(g, "started", None))
+            issued = services.issuance.issue(order, started=getattr(g, "started", None))
         except TokenRateLimited as exc:
             raise SlowDownError("Too many token requests for this client; retry later.", exc.retry_after) from None
         except ClientAssertionReplayed as exc:
             # Client authentication failed after all: counted like any other failure.
-            slow_down = counted_failure(runtime, self.request)
+            slow_down = counted_failure(services, self.request)
             if slow_down is not None:
                 raise slow_down from None
             description = CLIENT_ASSERTION_REPLAYED
@@ -157,7 +157,7 @@ class ConfidentialJWTBearerGrant(JWTBearerGrant):
             raise TemporarilyUnavailableError(
                 description="The request took too long and was rolled back; send it again."
             ) from None
-        runtime.metrics.token_issued(client.auth_method)
+        services.metrics.token_issued(client.auth_method)
         body = {
             "access_token": issued.access_token,
             "token_type": TOKEN_TYPE_BEARER,

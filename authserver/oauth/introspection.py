@@ -18,8 +18,8 @@ class AccessTokenIntrospection(IntrospectionEndpoint):
             raise InvalidRequestError("The token parameter is missing.")
 
     def query_token(self, token_string, token_type_hint):
-        runtime = self.server.runtime
-        claims = decode_access_token(token_string, runtime.keyring, runtime.settings.issuer)
+        services = self.server.services
+        claims = decode_access_token(token_string, services.keyring, services.settings.issuer)
         return active_token_record(claims) if claims is not None else None
 
     def check_permission(self, token, client, request):
@@ -28,7 +28,7 @@ class AccessTokenIntrospection(IntrospectionEndpoint):
         answered like an unknown token (RFC 7662 §2.2), so nothing is learnt about it."""
         if token.client_id == client.client_id:
             return True
-        access = self.server.runtime.client_access.access_for(client.client_id, client.org_id, client.access_version)
+        access = self.server.caches.client_access.access_for(client.client_id, client.org_id, client.access_version)
         return any(api.identifier == token.audience and (api.org_id is None or api.org_id == token.org_id)
                    for api in access.introspects)
 
@@ -41,7 +41,7 @@ class AccessTokenIntrospection(IntrospectionEndpoint):
             "org_id": token.org_id,
             "exp": token.expires_at,
             "iat": token.issued_at,
-            "iss": self.server.runtime.settings.issuer,
+            "iss": self.server.services.settings.issuer,
             "aud": token.audience,
             "jti": token.jti,
             "token_type": TOKEN_TYPE_BEARER,

@@ -34,8 +34,8 @@ class AccessTokenRevocation(RevocationEndpoint):
         return token
 
     def query_token(self, token_string, token_type_hint):
-        runtime = self.server.runtime
-        claims = decode_access_token(token_string, runtime.keyring, runtime.settings.issuer)
+        services = self.server.services
+        claims = decode_access_token(token_string, services.keyring, services.settings.issuer)
         if claims is None:
             return None  # unknown, malformed or expired: 200 per RFC 7009 §2.2
         record = find_token_record(claims["jti"])

@@ -5,7 +5,6 @@ import json
 from collections import defaultdict
 from dataclasses import dataclass
 from functools import cached_property, lru_cache
-from typing import Any
 
 from authlib.common.security import is_secure_transport
 from authlib.integrations.flask_oauth2 import AuthorizationServer
@@ -13,30 +12,25 @@ from authlib.oauth2.rfc6749 import OAuth2Payload, OAuth2Request
 from flask import Response
 from flask import request as flask_request
 
-from ..access_tokens import KeyRing
-from ..config import Settings
+from ..services.app_services import AppServices
 from .access import ClientAccessCache
 from .assertions import ClientKeyCache
 from .client_auth import SecretClientAuthentication
 from .constants import GRANT_TYPE_JWT_BEARER
+from .federation import TrustedIssuerCache
 from .grants import ConfidentialJWTBearerGrant
 from .introspection import AccessTokenIntrospection
 from .revocation import AccessTokenRevocation
 
 
-@dataclass
-class OAuthRuntime:
-    """Per-process state of the OAuth endpoints: settings and the caches that spare the hot path work."""
+@dataclass(frozen=True)
+class OAuthCaches:
+    """Per-process caches of the OAuth endpoints that spare the hot path work: each client's parsed keys,
+    each client's API access, each trusted issuer's keys and rules (all keyed on versions bumped in SQL)."""
 
-    settings: Settings
-    keyring: KeyRing
     client_keys: ClientKeyCache
     client_access: ClientAccessCache
-    replay: Any
-    metrics: Any
-    rate_limiter: Any
-    issuance: Any  # services.token_issuance.TokenIssuance
-    trusted_issuers: Any = None  # oauth.federation.TrustedIssuerCache
+    trusted_issuers: TrustedIssuerCache
 
 
 class FormPayload(OAuth2Payload):
@@ -107,10 +101,11 @@ class FormOAuth2Request(OAuth2Request):
 
 
 class AuthServer(AuthorizationServer):
-    def __init__(self, runtime: OAuthRuntime):
+    def __init__(self, services: AppServices, caches: OAuthCaches):
         super().__init__()
-        self.runtime = runtime
-        self._client_auth = SecretClientAuthentication(runtime)
+        self.services = services
+        self.caches = caches
+        self._client_auth = SecretClientAuthentication(services, caches)
         self.register_grant(ConfidentialJWTBearerGrant)
         self.register_endpoint(AccessTokenIntrospection)
         self.register_endpoint(AccessTokenRevocation)
@@ -122,7 +117,7 @@ class AuthServer(AuthorizationServer):
         return None
 
     def create_oauth2_request(self, request):
-        return FormOAuth2Request(flask_request._get_current_object(), self.runtime.settings.issuer)
+        return FormOAuth2Request(flask_request._get_current_object(), self.services.settings.issuer)
 
     def handle_response(self, status_code, payload, headers):
         if isinstance(payload, dict):
@@ -130,7 +125,7 @@ class AuthServer(AuthorizationServer):
         return Response(payload, status=status_code, headers=headers)
 
     def handle_error_response(self, request, error):
-        self.runtime.metrics.oauth_error(getattr(error, "error", "unknown"))
+        self.services.metrics.oauth_error(getattr(error, "error", "unknown"))
         if not error.description and error.error == "unsupported_grant_type":
             # Authlib renders `description` only, and leaves this one empty (every error answer carries one).
             error.description = f"The grant_type is not supported: use {GRANT_TYPE_JWT_BEARER}."

@@ -50,9 +50,9 @@ def check_form_request():
     """RFC 6749 §3.2: POST, form-encoded, each parameter at most once; bodies bounded."""
     if request.method != "POST":
         return None
-    if not secure_transport(request, _server().runtime.settings.issuer):
+    if not secure_transport(request, _server().services.settings.issuer):
         return _error(InsecureTransportError())
-    limit = _server().runtime.settings.oauth_max_body_bytes
+    limit = _server().services.settings.oauth_max_body_bytes
     if request.content_length is not None and request.content_length > limit:
         return _error(RequestTooLargeError(f"The request body is larger than {limit} bytes."))
     # One byte over the limit: a chunked body (no Content-Length) is cut there, so reaching it means too large.
@@ -92,8 +92,6 @@ def revoke():
     return _server().create_endpoint_response("revocation")
 
 
-# Leak reports per source address and minute: a scanner reports in batches, a prober gets little.
-LEAK_REPORTS_PER_ADDRESS = 30
 LEAK_REPORT_ACCEPTED = {"status": "accepted"}
 
 
@@ -104,7 +102,7 @@ def _leak_report_entries() -> list[str]:
         raise InvalidRequestError(
             "The request body must be application/json: an object with a secrets array of strings."
         )
-    limit = _server().runtime.settings.oauth_max_body_bytes
+    limit = _server().services.settings.oauth_max_body_bytes
     raw = request.get_data(cache=True)  # read within max_content_length (set before the view)
     if len(raw) > limit:
         raise RequestTooLargeError(f"The request body is larger than {limit} bytes.")
@@ -136,8 +134,8 @@ def report_secret_leak():
     """Secret scanners report client secrets they found in public. No client authentication: the
     reporter need not be a client. Every valid secret named is disabled and audited; the answer is
     the same 202 whatever was found, so it tells nobody whether a string is a secret."""
-    decision = _server().runtime.rate_limiter.hit("secretleak:addr:" + (request.remote_addr or "unknown"),
-                                                  LEAK_REPORTS_PER_ADDRESS)
+    limits = _server().services.rate_limiter
+    decision = limits.hit(limits.policies.leak_reports_per_address, request.remote_addr or "unknown")
     if not decision.allowed:
         return _error(SlowDownError("Too many leak reports from this address; retry later.", decision.retry_after))
     try:
@@ -160,7 +158,7 @@ def jwks_document():
 @bp.get(PATH_METADATA)
 def metadata():
     """RFC 8414 §2."""
-    settings = _server().runtime.settings
+    settings = _server().services.settings
     issuer = settings.issuer
     document = {
         "issuer": issuer,

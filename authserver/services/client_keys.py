@@ -14,6 +14,7 @@ from ..errors import Conflict, InvalidInput, NotFound
 from ..extensions import db
 from ..keyfetch import KeyFetcher
 from ..models import Client, ClientKey
+from .app_services import app_services
 from .audit import record_event
 from .clients import get_client
 from .common import CLI_ACTOR, Actor, is_identifier, transactional
@@ -110,10 +111,7 @@ class KeyUrlStatus:
 
 def key_fetcher() -> KeyFetcher:
     """The process's KeyFetcher (one per app, shared with the token path's key cache)."""
-    from flask import current_app
-
-    fetcher: KeyFetcher = current_app.extensions["authserver.key_fetcher"]
-    return fetcher
+    return app_services().key_fetcher
 
 
 def shown_url(url: str) -> str:

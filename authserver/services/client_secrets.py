@@ -25,6 +25,7 @@ from ..errors import Conflict, InvalidInput, NotFound
 from ..extensions import db
 from ..last_used import LastUsedRecorder
 from ..models import Client, ClientSecret
+from .app_services import app_services
 from .audit import record_event
 from .clients import get_client
 from .common import CLI_ACTOR, Actor, affected_rows, current_settings, is_identifier, transactional
@@ -243,10 +244,7 @@ def days_left(row: ClientSecret, now: int | None = None) -> int | None:
 
 
 def _last_used() -> LastUsedRecorder:
-    from flask import current_app
-
-    recorder: LastUsedRecorder = current_app.extensions["authserver.last_used"]
-    return recorder
+    return app_services().last_used
 
 
 def list_secrets(client_id: str, org_id: str | None = None) -> list[ClientSecret]:

@@ -10,6 +10,7 @@ from ..extensions import db
 from ..models import Account
 from .accounts import active_admin
 from .apis import MANAGE_SCOPE, management_identifier
+from .app_services import app_services
 from .common import current_settings
 from .tokens import active_token_record
 
@@ -23,10 +24,7 @@ class Caller:
 
 
 def _oauth_keyring() -> KeyRing:
-    from flask import current_app
-
-    keyring: KeyRing = current_app.extensions["authserver.oauth"].runtime.keyring
-    return keyring
+    return app_services().keyring
 
 
 def resolve_token_caller(token: str) -> Caller:

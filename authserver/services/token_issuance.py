@@ -19,7 +19,7 @@ from typing import Any
 from .. import store, token_store
 from ..access_tokens import IssuedToken, mint_access_token
 from ..config import Settings
-from ..ratelimit import RateLimiter
+from ..ratelimit import RateLimits
 from ..replay import AssertionReplayed, ReplayCache, ReplayCacheUnavailable
 
 __all__ = [
@@ -91,7 +91,7 @@ def is_active_subject(org_id: str, account_id: str) -> bool:
 
 
 class TokenIssuance:
-    def __init__(self, settings: Settings, replay: ReplayCache, rate_limiter: RateLimiter,
+    def __init__(self, settings: Settings, replay: ReplayCache, rate_limiter: RateLimits,
                  sign: Callable[[dict[str, Any]], tuple[str, str]]):
         self._settings = settings
         self._replay = replay
@@ -123,8 +123,8 @@ class TokenIssuance:
         with store.write_section():
             remembered: list[tuple[str, str]] = []
             try:
-                decision = self._limiter.hit("token:client:" + order.client_id,
-                                             settings.rate_limit_token_requests_per_client, commit=False)
+                decision = self._limiter.hit(self._limiter.policies.token_requests_per_client, order.client_id,
+                                             commit=False)
                 if not decision.allowed:
                     raise TokenRateLimited(decision.retry_after)
                 for scope, key, until in used:  # the client assertion first: a replayed one fails authentication

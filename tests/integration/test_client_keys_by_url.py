@@ -423,4 +423,4 @@ def test_the_key_fetch_settings_are_validated(tmp_path, sqlite_template):
     default = make_app(tmp_path / "d", sqlite_template)
     settings = default.extensions["authserver.settings"]
     assert settings.key_fetch_allow_insecure is False and settings.key_fetch_ca_file == ""
-    assert default.extensions["authserver.key_fetcher"].allow_insecure is False
+    assert default.extensions["authserver.services"].key_fetcher.allow_insecure is False

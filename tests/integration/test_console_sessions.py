@@ -13,9 +13,10 @@ from sqlalchemy import select
 
 from authserver import clock
 from authserver.config import ConfigError, load_settings
-from authserver.console.auth import PASSWORD_CHANGE_FAILURES_PER_ACCOUNT, SESSION_KEY
+from authserver.console.auth import SESSION_KEY
 from authserver.extensions import db
 from authserver.models import Account, AuditEvent, ConsoleSession
+from authserver.ratelimit import PASSWORD_CHANGE_FAILURES_PER_ACCOUNT
 from authserver.services.accounts import authenticate_user
 from authserver.services.clients import list_clients
 from authserver.services.sessions import TOUCH_INTERVAL

@@ -146,7 +146,7 @@ def test_while_the_issuer_is_down_its_last_keys_verify_and_without_any_keys_the_
     assert response.status_code == 200, response.get_json()
 
     # A process that never fetched the keys (they were forgotten) has none at all.
-    fetcher = app.extensions["authserver.key_fetcher"]
+    fetcher = app.extensions["authserver.services"].key_fetcher
     fetcher.forget(local_issuer.url + "/.well-known/openid-configuration")
     fetcher.forget(local_issuer.jwks_uri)
     description = refused(workload.token(http, local_issuer.assertion()), "trusted issuer's keys cannot be fetched")
@@ -155,7 +155,7 @@ def test_while_the_issuer_is_down_its_last_keys_verify_and_without_any_keys_the_
 
 def test_an_oversized_key_set_and_a_key_url_at_a_private_address_are_refused(app, http, workload, local_issuer,
                                                                              jwks_server):
-    fetcher = app.extensions["authserver.key_fetcher"]
+    fetcher = app.extensions["authserver.services"].key_fetcher
     fetcher.forget(local_issuer.jwks_uri)
     jwks_server.answer(JWKS_PATH, body=b'{"keys": [' + b" " * 70000 + b"]}")
     refused(workload.token(http, local_issuer.assertion()), "larger than")
@@ -289,12 +289,12 @@ def test_the_service_refuses_bad_registrations_and_stores_nothing(app, local_iss
         "private jwk": dict(issuer_url=local_issuer.url, audience=AUDIENCE, jwks={"keys": [{"kty": "oct", "k": "x"}]}),
         "no discovery": dict(issuer_url=jwks_server.url("/nowhere"), audience=AUDIENCE),
     }
-    app.extensions["authserver.key_fetcher"].allow_insecure = False  # plain http refused as in production
+    app.extensions["authserver.services"].key_fetcher.allow_insecure = False  # plain http refused as in production
     try:
         with pytest.raises(InvalidInput, match="https"):
             issuers.add_issuer(org.org_id, **bad.pop("plain http"))
     finally:
-        app.extensions["authserver.key_fetcher"].allow_insecure = True
+        app.extensions["authserver.services"].key_fetcher.allow_insecure = True
     for label, options in bad.items():
         with case(label), pytest.raises(InvalidInput):
             issuers.add_issuer(org.org_id, **options)

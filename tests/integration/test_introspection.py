@@ -139,7 +139,7 @@ def test_malformed_token_is_inactive(http, tenant):
 
 def test_unknown_token_signed_by_this_server_is_inactive(app, http, tenant):
     """Correctly signed, never issued (no record): inactive."""
-    keyring = app.extensions["authserver.oauth"].runtime.keyring
+    keyring = app.extensions["authserver.services"].keyring
     now = clock.now()
     claims = {"iss": ISSUER, "sub": tenant.account_id, "aud": ISSUER, "client_id": tenant.client_id,
               "scope": "read", "jti": uuid.uuid4().hex, "iat": now, "exp": now + 600}
@@ -238,7 +238,7 @@ def test_alg_none_and_hmac_with_the_servers_public_key_are_inactive(app, http, t
     claims = unverified_claims(token)
     unsigned = f"{b64url_json({**header, 'alg': 'none'})}.{b64url_json(claims)}."
     assert introspect(http, unsigned, tenant.auth()) == INACTIVE
-    public_key = app.extensions["authserver.oauth"].runtime.keyring.verification_key(header["kid"])[0]
+    public_key = app.extensions["authserver.services"].keyring.verification_key(header["kid"])[0]
     pem = public_key.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
     signing_input = f"{b64url_json({**header, 'alg': 'HS256'})}.{b64url_json(claims)}"
     forged = f"{signing_input}.{b64url(hmac.new(pem, signing_input.encode(), hashlib.sha256).digest())}"

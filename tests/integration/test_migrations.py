@@ -186,7 +186,7 @@ def test_upgrade_to_signing_key_lifecycle_keeps_the_rotation_schedule(tmp_path, 
         assert rows[old.kid].withdrawn_at is None and rows[pending.kid].withdrawn_at is None
         assert db.session.execute(text("SELECT kid FROM access_tokens WHERE jti = 'old-jti'")).scalar_one() is None
         assert {e["kid"]: e["state"] for e in list_signing_keys()} == {old.kid: "signing", pending.kid: "pending"}
-        keyring = app.extensions["authserver.oauth"].runtime.keyring
+        keyring = app.extensions["authserver.services"].keyring
         assert keyring.signing_key().kid == old.kid
         clock.shift(delay)
         try:

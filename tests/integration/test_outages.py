@@ -161,7 +161,7 @@ def test_a_read_only_database_still_introspects_and_refuses_tokens_with_503(pg_a
         terminate_other_backends()
         answer = http.post("/oauth/introspect", data={"token": token}, headers=tenant.auth())
         assert answer.status_code == 200 and answer.get_json()["active"] is True
-        recorder = pg_app.extensions["authserver.last_used"]
+        recorder = pg_app.extensions["authserver.services"].last_used
         assert recorder.flush() == 0 and recorder.pending() == 1  # kept until the database takes writes
         refused = http.post("/oauth/token", data=tenant.token_form(), headers=tenant.auth())
         assert_oauth_error(refused, 503, "temporarily_unavailable")

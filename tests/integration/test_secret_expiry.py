@@ -115,7 +115,7 @@ def test_an_expired_secret_is_refused_like_a_deleted_one_and_says_it_expired(htt
 
     at(new.expires_at)  # expires_at itself: no longer
     tokens_before, jtis_before = count(AccessToken), count(UsedAssertion)
-    http.application.extensions["authserver.last_used"].flush()  # the use a second ago
+    http.application.extensions["authserver.services"].last_used.flush()  # the use a second ago
     db.session.rollback()
     last_used_before = db.session.get(ClientSecret, new.secret_id).last_used_at
     assert last_used_before is not None
@@ -124,7 +124,7 @@ def test_an_expired_secret_is_refused_like_a_deleted_one_and_says_it_expired(htt
     assert "expired" in body["error_description"] and iso(new.expires_at) in body["error_description"]
     assert refused.headers["WWW-Authenticate"].startswith("Basic")  # the client used Basic
     assert count(AccessToken) == tokens_before and count(UsedAssertion) == jtis_before  # nothing used up
-    http.application.extensions["authserver.last_used"].flush()
+    http.application.extensions["authserver.services"].last_used.flush()
     db.session.rollback()
     assert db.session.get(ClientSecret, new.secret_id).last_used_at == last_used_before
 

@@ -114,7 +114,7 @@ def test_a_string_failing_the_checksum_is_refused_before_any_lookup(http, tenant
         with case(mangled[:8]):
             body = assert_oauth_error(call(http, endpoint, tenant, mangled), 401, "invalid_client")
             assert "malformed" in body["error_description"]
-    http.application.extensions["authserver.last_used"].flush()
+    http.application.extensions["authserver.services"].last_used.flush()
     assert secret_row(planted_id).last_used_at is None
     # The control: the same planting with a string of the older format does authenticate.
     legacy = "as_" + secrets.token_urlsafe(32)
@@ -131,7 +131,7 @@ def test_secrets_from_before_the_format_keep_working(http, tenant, other_tenant)
     token = issued.get_json()["access_token"]
     answer = http.post("/oauth/introspect", data={"token": token}, headers=basic(tenant.client_id, legacy))
     assert answer.status_code == 200 and answer.get_json()["active"] is True
-    http.application.extensions["authserver.last_used"].flush()
+    http.application.extensions["authserver.services"].last_used.flush()
     assert secret_row(legacy_id).last_used_at is not None
     # Any string without the new prefix is looked up the old way: unknown ones are simply unknown.
     for other in ("as_" + secrets.token_urlsafe(32), "not-a-secret", "ASCS_" + generate_client_secret()[5:]):

@@ -61,7 +61,7 @@ def settings(app):
 
 @pytest.fixture
 def keyring(app):
-    return app.extensions["authserver.oauth"].runtime.keyring
+    return app.extensions["authserver.services"].keyring
 
 
 class Operator:

@@ -22,7 +22,7 @@ from .helpers import (
 
 def _flushed(http) -> int:
     """Write the app's pending last-used times now (the server does it every few seconds)."""
-    return http.application.extensions["authserver.last_used"].flush()
+    return http.application.extensions["authserver.services"].last_used.flush()
 
 
 def _secret_row(secret_id: str) -> ClientSecret | None:
