@@ -109,7 +109,8 @@ def clean_audience(value: object) -> str:
 
 def parse_claim_conditions(value: object) -> dict[str, str]:
     """Claim conditions as NAME=VALUE strings (or a JSON object of names to values): each names a
-    top-level claim of the issuer's tokens and the exact value it must have."""
+    top-level claim of the issuer's tokens and the exact value it must have. Spaces around a NAME=VALUE
+    string's name and value are dropped, the same from every door ("sub = x" is sub=x)."""
     if isinstance(value, dict):
         pairs = list(value.items())
     elif isinstance(value, (list, tuple)):
@@ -118,7 +119,7 @@ def parse_claim_conditions(value: object) -> dict[str, str]:
             if not isinstance(item, str) or "=" not in item:
                 raise InvalidInput(f"A claim condition must be NAME=VALUE, not {str(item)[:60]!r}.", field="claims")
             name, _, wanted = item.partition("=")
-            pairs.append((name, wanted))
+            pairs.append((name.strip(), wanted.strip()))
     else:
         raise InvalidInput("Claim conditions must be a list of NAME=VALUE or an object of names to values.",
                            field="claims")

@@ -58,7 +58,7 @@ def test_every_issuer_command_works_and_refuses_bad_input_clearly(app, jwks_serv
     issuer_id = added["issuer_id"]
     assert list(added) == ["issuer_id"]
     rule = cli.json("issuer", "rule", "add", issuer_id, "--account", account.account_id, "--claim", f"sub={WORKLOAD}",
-                    "--claim", "kubernetes.io/namespace=payments")
+                    "--claim", " kubernetes.io/namespace = payments ")  # spaces around name and value: dropped
     assert rule["claims"] == {"sub": WORKLOAD, "kubernetes.io/namespace": "payments"} and rule["position"] == 1
     assert cli.json("issuer", "allow", issuer_id, client.client_id) == {"issuer_id": issuer_id,
                                                                         "client_id": client.client_id}
