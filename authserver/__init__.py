@@ -81,7 +81,9 @@ def create_app(overrides: dict | None = None) -> Flask:
         ) from None
     if settings.database_url.startswith("sqlite"):
         _private_sqlite_file(settings.database_url)
-    app = Flask(__name__, instance_path=str(settings.instance_path), instance_relative_config=False)
+    from .web import AuthserverFlask
+
+    app = AuthserverFlask(__name__, instance_path=str(settings.instance_path), instance_relative_config=False)
     app.config.update(
         SECRET_KEY=settings.session_key,
         SQLALCHEMY_DATABASE_URI=settings.database_url,

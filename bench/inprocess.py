@@ -43,6 +43,7 @@ def main() -> None:
     parser.add_argument("--top", type=int, default=30)
     parser.add_argument("--sort", default="tottime", help="pstats sort key: tottime or cumulative")
     parser.add_argument("--callees", help="also print what the functions matching this pattern call")
+    parser.add_argument("--callers", help="also print what calls the functions matching this pattern")
     parser.add_argument("--federated", action="store_true",
                         help="compare tokens for a trusted issuer's assertions (workload identity federation) with "
                              "tokens for the client's own assertions, in alternating rounds")
@@ -159,6 +160,8 @@ def main() -> None:
         stats.print_stats(args.top)
         if args.callees:
             stats.print_callees(args.callees)
+        if args.callers:
+            stats.print_callers(args.callers)
     tmp.cleanup()
 
 

@@ -106,6 +106,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="before each run wait up to S seconds for other programs to leave the CPUs idle "
         "(default 15, or 0 with --quick)",
     )
+    p.add_argument(
+        "--uwsgi", metavar="PATH",
+        help="serve authserver with this uWSGI binary (HTTP/1.1 keep-alive, --workers processes) instead of "
+             "`authserver serve`: the serving-layer comparison of bench/README.md; `pip install uwsgi` first",
+    )
     p.add_argument("--output", default=str(RESULTS_DIR / "latest.md"), help="where to write the Markdown")
     p.add_argument("--keep-tmp", action="store_true", help="keep the temporary directory (it holds secrets)")
     args = p.parse_args(argv)

@@ -146,6 +146,13 @@ def run_authserver(
             "--workers",
             str(args.workers),
         ]
+        if args.uwsgi:
+            # The same application under uWSGI's HTTP/1.1 socket, which keeps connections alive (gunicorn's
+            # sync workers close each one): application loaded in each worker after the fork, as under gunicorn;
+            # its own access log only; threads enabled for the application's background writer.
+            cmd = [args.uwsgi, "--http11-socket", f"127.0.0.1:{port}", "--processes", str(args.workers), "--master",
+                   "--home", str(Path(sys.executable).parent.parent), "--module", "authserver.wsgi:app",
+                   "--lazy-apps", "--enable-threads", "--disable-logging", "--die-on-term", "--need-app"]
         server = Server(f"authserver ({db_label}, {alg})", cmd, env, work, work / "server.log", port)
         try:
             server.start()

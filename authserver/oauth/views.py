@@ -48,29 +48,31 @@ def _error(error) -> Response:
 @bp.before_request
 def check_form_request():
     """RFC 6749 §3.2: POST, form-encoded, each parameter at most once; bodies bounded."""
-    if request.method != "POST":
+    req = request._get_current_object()  # the proxy's object, read once
+    if req.method != "POST":
         return None
-    if not secure_transport(request, _server().services.settings.issuer):
+    settings = _server().services.settings
+    if not secure_transport(req, settings.issuer):
         return _error(InsecureTransportError())
-    limit = _server().services.settings.oauth_max_body_bytes
-    if request.content_length is not None and request.content_length > limit:
+    limit = settings.oauth_max_body_bytes
+    if req.content_length is not None and req.content_length > limit:
         return _error(RequestTooLargeError(f"The request body is larger than {limit} bytes."))
     # One byte over the limit: a chunked body (no Content-Length) is cut there, so reaching it means too large.
-    request.max_content_length = limit + 1
-    if request.endpoint == "oauth.report_secret_leak":
+    req.max_content_length = limit + 1
+    if req.endpoint == "oauth.report_secret_leak":
         return None  # a JSON body, bounded above and checked by its view
-    if request.mimetype != FORM_CONTENT_TYPE:
+    if req.mimetype != FORM_CONTENT_TYPE:
         return _error(InvalidRequestError("The request body must be application/x-www-form-urlencoded."))
-    form = request.form  # parsed within max_content_length
-    if request.stream.tell() > limit:
+    form = req.form  # parsed within max_content_length
+    if req.stream.tell() > limit:
         return _error(RequestTooLargeError(f"The request body is larger than {limit} bytes."))
-    for key in form:
-        if len(form.getlist(key)) > 1:
+    for key, values in dict.items(form):  # a MultiDict holds each name's values as one list
+        if len(values) > 1:
             if key == PARAM_RESOURCE:  # RFC 8707 §2 allows several; a token here names exactly one API
                 return _error(InvalidTargetError("Ask for one resource per token request: each access token "
                                                  "is for exactly one API."))
             return _error(InvalidRequestError("A request parameter is repeated: each may appear at most once."))
-        if "\x00" in form[key]:  # no parameter has a use for it, and PostgreSQL text refuses it (a 500 otherwise)
+        if "\x00" in values[0]:  # no parameter has a use for it, and PostgreSQL text refuses it (a 500 otherwise)
             return _error(InvalidRequestError("A request parameter contains a NUL character."))
     return None
 

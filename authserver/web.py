@@ -1,0 +1,79 @@
+"""The Flask application and request classes: Flask's own, minus per-request work this server never needs.
+
+Every request pays for what happens here, so the token endpoint's fixed cost is decided here too
+(bench/README.md, "A leaner request"). Behaviour is Flask's and werkzeug's: the same parsing, the
+same limits, the same answers."""
+from __future__ import annotations
+
+from collections.abc import Callable
+from inspect import iscoroutinefunction
+from types import FunctionType
+from typing import Any
+from urllib.parse import parse_qsl
+
+from flask import Flask, Request
+from werkzeug.datastructures import ImmutableMultiDict
+
+FORM_CONTENT_TYPE = "application/x-www-form-urlencoded"
+
+
+class Parameters(ImmutableMultiDict):
+    """Query and form parameters. `get` of an absent name returns the default without werkzeug's detour
+    through raising and catching a BadRequestKeyError (an HTTPException, built per miss): a token
+    request looks up several parameters it was not sent."""
+
+    def get(  # type: ignore[override]  # the same behaviour as werkzeug's overloads, typed loosely
+        self, key: Any, default: Any = None, type: Callable[[Any], Any] | None = None,  # noqa: A002
+    ) -> Any:
+        values = dict.get(self, key)
+        if not values:
+            return default
+        if type is None:
+            return values[0]
+        try:
+            return type(values[0])
+        except (ValueError, TypeError):
+            return default
+
+
+class AppRequest(Request):
+    parameter_storage_class = Parameters
+
+    def _load_form_data(self) -> None:
+        """An url-encoded body is parsed exactly as werkzeug's form parser does (the stream bounded by
+        max_content_length, the same percent-decoding, invalid UTF-8 giving an empty form), without
+        building a parser object per request. Every other body goes to werkzeug."""
+        if "form" in self.__dict__:
+            return
+        if self.mimetype != FORM_CONTENT_TYPE or not self.want_form_data_parsed:
+            super()._load_form_data()
+            return
+        stream = self._get_stream_for_parsing()
+        try:
+            items = parse_qsl(stream.read().decode(), keep_blank_values=True, errors="werkzeug.url_quote")
+        except ValueError:  # werkzeug's parser is silent about a body it cannot decode: an empty form
+            items = []
+        d = self.__dict__
+        d["stream"], d["form"], d["files"] = stream, self.parameter_storage_class(items), self.parameter_storage_class()
+
+
+class AuthserverFlask(Flask):
+    request_class = AppRequest
+    # Hooks and views are plain functions registered once; Flask asks for each, on every request,
+    # whether it is a coroutine function (inspect's check costs more than the answer is worth).
+    _SYNC_CACHE_LIMIT = 4096
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._sync_functions: dict[Callable[..., Any], Callable[..., Any]] = {}
+
+    def ensure_sync(self, func: Callable[..., Any]) -> Callable[..., Any]:
+        cached = self._sync_functions.get(func)
+        if cached is not None:
+            return cached
+        sync = self.async_to_sync(func) if iscoroutinefunction(func) else func
+        if type(func) is FunctionType:  # registered functions only: bound methods are new objects each time
+            if len(self._sync_functions) >= self._SYNC_CACHE_LIMIT:
+                self._sync_functions.clear()
+            self._sync_functions[func] = sync
+        return sync
