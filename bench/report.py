@@ -81,6 +81,11 @@ def render(results: list[RunResult], args, started: float, notes: list[str], loa
         for r in results
         if r.server == "baseline" and not r.failed and r.rps > 0
     }
+    peer = {
+        r.concurrency: r.rps
+        for r in results
+        if r.server == "oidc-provider" and not r.failed and r.rps > 0
+    }
     lines = [
         "# authserver benchmark results",
         "",
@@ -102,22 +107,23 @@ def render(results: list[RunResult], args, started: float, notes: list[str], loa
         ),
         "",
         "| server | endpoint | database | access token | conc. | req/s | p50 ms | p99 ms | errors | CPU ms/req "
-        "| DB CPU ms/req | × baseline |",
-        "|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| DB CPU ms/req | × baseline | × oidc-provider |",
+        "|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in results:
         dbcol = r.database + (", seeded" if r.data else "")
         if r.failed:
             lines.append(
                 f"| {r.server} | {r.endpoint} | {dbcol} | {r.alg} | {r.concurrency} "
-                f"| failed | | | | | | |"
+                f"| failed | | | | | | | |"
             )
             continue
         ratio = f"{r.rps / base[r.concurrency]:.2f}" if r.concurrency in base else "–"
+        to_peer = f"{r.rps / peer[r.concurrency]:.2f}" if r.concurrency in peer else "–"
         lines.append(
             f"| {r.server} | {r.endpoint} | {dbcol} | {r.alg} | {r.concurrency} "
             f"| {r.rps:.0f} | {fmt(r.p50_ms)} | {fmt(r.p99_ms)} | {r.errors} "
-            f"| {fmt(r.cpu_ms, 3)} | {fmt(r.db_cpu_ms, 3)} | {ratio} |"
+            f"| {fmt(r.cpu_ms, 3)} | {fmt(r.db_cpu_ms, 3)} | {ratio} | {to_peer} |"
         )
     lines.append("")
     lines.append(
@@ -125,7 +131,9 @@ def render(results: list[RunResult], args, started: float, notes: list[str], loa
         "were not active + socket errors; CPU ms/req = user+system CPU of the server's master and "
         "workers during the run ÷ completed requests (SQLite runs inside the workers, so it is "
         "included); DB CPU ms/req = the same for the PostgreSQL backends connected to the "
-        "benchmark's database; × baseline = req/s ÷ the baseline's req/s at the same concurrency."
+        "benchmark's database; × baseline = req/s ÷ the baseline's req/s at the same concurrency; "
+        "× oidc-provider = req/s ÷ node's oidc-provider's tokens/s (RS256 JWT, client credentials, a cluster of as "
+        "many processes) at the same concurrency."
     )
 
     # The targets: JWT bearer, ES256, SQLite, concurrency 16.
@@ -143,6 +151,9 @@ def render(results: list[RunResult], args, started: float, notes: list[str], loa
         lines.append("Not measured in this run.")
     else:
         checks = []
+        if 16 in peer:
+            ratio = tok.rps / peer[16]
+            checks.append(("≥ oidc-provider's tokens/s (RS256 JWT, same run)", f"{ratio:.2f}×", ratio >= 1.0))
         if 16 in base:
             ratio = tok.rps / base[16]
             checks.append((f"≥ {TARGET_RATIO:g}× the baseline's tokens/s", f"{ratio:.2f}×", ratio >= TARGET_RATIO))

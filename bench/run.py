@@ -48,10 +48,10 @@ import time
 from pathlib import Path
 
 import measurement
-from common import DEFAULT_POSTGRES, RESULTS_DIR, BenchError, log
+from common import DEFAULT_PEER, DEFAULT_POSTGRES, RESULTS_DIR, BenchError, log
 from measurement import RunResult
 from report import load_average, render
-from scenarios import run_authserver, run_baseline, run_floor
+from scenarios import run_authserver, run_baseline, run_floor, run_peer
 from servers import _on_sigterm, authserver_bin, stop_all_servers
 
 # --------------------------------------------------------------------------
@@ -86,8 +86,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--concurrency", default="1,16", help="wrk connections per run (default 1,16)")
     p.add_argument("--workers", type=int, default=2, help="gunicorn workers for both servers (default 2)")
     p.add_argument(
-        "--only", choices=("all", "baseline", "authserver"), default="all",
-        help="run only the baseline or only authserver",
+        "--only", choices=("all", "baseline", "peer", "authserver"), default="all",
+        help="run only the baseline (and floor), only the oidc-provider peer, or only authserver",
     )
     p.add_argument(
         "--assertion-rate", type=int, default=3000,
@@ -106,6 +106,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="before each run wait up to S seconds for other programs to leave the CPUs idle "
         "(default 15, or 0 with --quick)",
     )
+    p.add_argument(
+        "--peer", metavar="DIR", default=str(DEFAULT_PEER) if DEFAULT_PEER.is_dir() else None,
+        help="the oidc-provider peer's directory (server.mjs, node_modules): measured in the same run as the speed "
+             f"anchor, its token rate the × oidc-provider column (default {DEFAULT_PEER} when it exists)",
+    )
+    p.add_argument("--no-peer", dest="peer", action="store_const", const=None, help="do not measure the peer")
     p.add_argument(
         "--uwsgi", metavar="PATH",
         help="serve authserver with this uWSGI binary (HTTP/1.1 keep-alive, --workers processes) instead of "
@@ -163,6 +169,12 @@ def main(argv: list[str] | None = None) -> int:
                 run_floor(tmp, args, results)
             except BenchError as e:
                 notes.append(f"baseline not measured: {str(e).splitlines()[0][:300]}")
+                log(f"  FAILED: {e}")
+        if args.peer and args.only in ("all", "peer"):
+            try:
+                run_peer(tmp, args, results)
+            except BenchError as e:
+                notes.append(f"oidc-provider not measured: {str(e).splitlines()[0][:300]}")
                 log(f"  FAILED: {e}")
         if args.only in ("all", "authserver"):
             if authserver_bin() is None:

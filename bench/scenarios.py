@@ -90,6 +90,46 @@ def run_floor(tmp: Path, args, results: list[RunResult]) -> None:
                        ("flask floor", "none", "none"), args, results)
 
 
+# --------------------------------------------------------------------------
+# The speed anchor: node's oidc-provider
+
+
+PEER_CLIENT = ("bench-client", "bench-secret")  # the peer's one static client (its server.mjs)
+
+
+def run_peer(tmp: Path, args, results: list[RunResult]) -> None:
+    """node's oidc-provider issuing RS256 JWT access tokens (client credentials, client_secret_basic, in-memory
+    storage) as a cluster of --workers processes: the rate authserver's token endpoint is measured against."""
+    peer = Path(args.peer).resolve()
+    log(f"== oidc-provider: client_credentials, RS256 JWT access tokens, node cluster of {args.workers} ({peer})")
+    if not (peer / "server.mjs").is_file() or not (peer / "node_modules").is_dir():
+        raise BenchError(f"{peer} holds no installed oidc-provider peer (server.mjs and node_modules: run its "
+                         "setup.sh once)")
+    work = tmp / "oidc-provider"
+    work.mkdir()
+    auth_file = work / "request.txt"
+    # Its token endpoint is /token; without a scope it issues a JWT for its one resource.
+    write_private(auth_file, basic_auth(*PEER_CLIENT) + "\n/token\ngrant_type=client_credentials\n")
+    port = free_port()
+    env = {**os.environ, "NODE_ENV": "production", "PORT": str(port), "WORKERS": str(args.workers),
+           "TOKEN_FORMAT": "jwt"}
+    server = Server("oidc-provider", ["node", "server.mjs"], env, peer, work / "server.log", port,
+                    health_path="/.well-known/openid-configuration")
+    try:
+        server.start()
+        run_wrk(server.url, WRK_DIR / "baseline.lua", auth_file, 4, 1)  # warm the workers up
+        for c in args.concurrency:
+            res = RunResult("oidc-provider", "memory", "RS256", "token", c)
+            try:
+                measure(server, res, WRK_DIR / "baseline.lua", auth_file, args.duration)
+            except BenchError as e:
+                res.failed, res.note = True, str(e).splitlines()[0][:200]
+                log(f"    {res.label}: FAILED {e}")
+            results.append(res)
+    finally:
+        server.stop()
+
+
 def run_authserver(
     tmp: Path, args, db_kind: str, admin_url: str | None, alg: str, results: list[RunResult]
 ) -> None:

@@ -3,8 +3,10 @@
 -- Usage: wrk -t T -c C -d D -s baseline.lua URL -- REQUEST_FILE
 --
 -- REQUEST_FILE (written by bench/run.py, mode 0600): line 1 is the value of
--- the Authorization header (client_secret_basic).  Every request is the same;
--- each one makes the server issue and store a new opaque token.
+-- the Authorization header (client_secret_basic); an optional line 2 is the
+-- path (default /oauth/token) and an optional line 3 the form body (default
+-- grant_type=client_credentials&scope=read).  Every request is the same;
+-- each one makes the server issue a new token.
 --
 -- done() prints one line "BENCH_RESULT {json}" with the totals.
 
@@ -17,12 +19,14 @@ end
 function init(args)
    local f = assert(io.open(args[1], "r"), "cannot open " .. tostring(args[1]))
    local auth = f:read("*l")
+   local path = f:read("*l") or "/oauth/token"
+   local body = f:read("*l") or "grant_type=client_credentials&scope=read"
    f:close()
-   req = wrk.format("POST", "/oauth/token", {
+   req = wrk.format("POST", path, {
       ["Content-Type"] = "application/x-www-form-urlencoded",
       ["Authorization"] = auth,
       ["Accept"] = "application/json",
-   }, "grant_type=client_credentials&scope=read")
+   }, body)
    non200 = 0
 end
 
