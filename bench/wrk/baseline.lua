@@ -22,11 +22,15 @@ function init(args)
    local path = f:read("*l") or "/oauth/token"
    local body = f:read("*l") or "grant_type=client_credentials&scope=read"
    f:close()
-   req = wrk.format("POST", path, {
+   local headers = {
       ["Content-Type"] = "application/x-www-form-urlencoded",
       ["Authorization"] = auth,
       ["Accept"] = "application/json",
-   }, body)
+   }
+   if os.getenv("WRK_CONNECTION_CLOSE") == "1" then
+      headers["Connection"] = "close"  -- a new TCP connection per request
+   end
+   req = wrk.format("POST", path, headers, body)
    non200 = 0
 end
 
