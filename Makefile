@@ -25,7 +25,7 @@ run: $(STAMP)
 
 ## make test: install the test extras and run the whole suite
 test: $(TEST_STAMP)
-	$(BIN)/python -m pytest -n auto $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n auto --dist worksteal $(PYTEST_ARGS)
 
 ## make lint: ruff (pyproject.toml's rule set) and mypy (strict below the services); both must find nothing
 lint: $(TEST_STAMP)

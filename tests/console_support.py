@@ -1,6 +1,7 @@
 """Helpers for console tests: an org admin, and a test client that submits the forms the pages render."""
 from __future__ import annotations
 
+import functools
 import io
 import secrets
 from dataclasses import dataclass, field
@@ -20,15 +21,36 @@ class Admin:
     password: str = ADMIN_PASSWORD
 
 
-def make_admin(org_id: str | None = None, org_name: str = "Acme", email: str | None = None, **kwargs) -> Admin:
+@functools.cache
+def _admin_password_hash() -> str:
+    """ADMIN_PASSWORD hashed once per process with the service's own hasher (argon2id, the library's
+    recommended cost: a fifth of a second of both cores per hash)."""
+    from authserver.services import accounts
+
+    return accounts._password_hasher.hash(ADMIN_PASSWORD)
+
+
+def create_user_with_admin_password(org_id: str, name: str, email: str, **kwargs):
+    """create_account(..., password=ADMIN_PASSWORD) for fixtures: the same account, audit event and
+    argon2id hash of the same password, but the hash is computed once per process instead of once per
+    test. Tests of setting a password itself call create_account / set_password directly."""
+    from authserver.extensions import db
     from authserver.services.accounts import create_account
+
+    account = create_account(org_id, name, "user", email=email, **kwargs)
+    account.password_hash = _admin_password_hash()
+    db.session.commit()
+    return account
+
+
+def make_admin(org_id: str | None = None, org_name: str = "Acme", email: str | None = None, **kwargs) -> Admin:
     from authserver.services.organizations import create_organization
 
     if org_id is None:
         org_id = create_organization(org_name).org_id
     email = email or f"admin-{secrets.token_hex(4)}@example.com"
-    account = create_account(org_id, "Org admin", "user", email=email, password=ADMIN_PASSWORD,
-                             is_admin=kwargs.pop("is_admin", True), **kwargs)
+    account = create_user_with_admin_password(org_id, "Org admin", email, is_admin=kwargs.pop("is_admin", True),
+                                              **kwargs)
     return Admin(org_id, account.account_id, email)
 
 

@@ -41,11 +41,11 @@ def user_token(http, tenant: Tenant, account_id: str, scope: str = "manage") -> 
 
 
 def make_manager(http, name: str = "Acme", scope: str = "manage read") -> Manager:
-    from authserver.services.accounts import create_account
+    from ..console_support import create_user_with_admin_password
 
     tenant = make_tenant(name, scope=scope)
-    user = create_account(tenant.org_id, f"{name} admin", "user", email=f"admin-{secrets.token_hex(4)}@example.com",
-                          password=ADMIN_PASSWORD, is_admin=True)
+    user = create_user_with_admin_password(tenant.org_id, f"{name} admin", f"admin-{secrets.token_hex(4)}@example.com",
+                                           is_admin=True)
     return Manager(tenant, user.account_id, user_token(http, tenant, user.account_id))
 
 

@@ -11,16 +11,16 @@ from pathlib import Path
 
 import requests
 
-from ..servers import cli, free_port, running_server, server_env
+from ..servers import free_port, running_server, server_env, setup_cli
 
 
 def test_the_docs_page_commands_get_a_working_management_token(tmp_path):
     port = free_port()
     env = server_env(tmp_path / "instance", f"http://127.0.0.1:{port}")
     env["PATH"] = f"{Path(sys.executable).parent}:{env['PATH']}"
-    cli(env, "init")
-    org = cli(env, "org", "create", "Acme")["org_id"]
-    admin = cli(env, "account", "create", org, "Ada", "--kind", "user", "--email", "ada@acme.test", "--admin")[
+    setup_cli(env, "init")
+    org = setup_cli(env, "org", "create", "Acme")["org_id"]
+    admin = setup_cli(env, "account", "create", org, "Ada", "--kind", "user", "--email", "ada@acme.test", "--admin")[
         "account_id"
     ]
     with running_server(env, port) as base:

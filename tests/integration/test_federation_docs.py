@@ -11,7 +11,7 @@ from pathlib import Path
 
 from tests.jwks_server import JwksServer
 
-from ..servers import ROOT, cli, free_port, running_server, server_env
+from ..servers import ROOT, free_port, running_server, server_env, setup_cli
 from .federation_support import WORKLOAD, LocalIssuer
 
 DOC = ROOT / "docs" / "federation.md"
@@ -35,7 +35,7 @@ def test_the_federation_walkthrough_runs_as_written(tmp_path):
         env = server_env(tmp_path / "instance", f"http://127.0.0.1:{port}",
                          AUTHSERVER_KEY_FETCH_ALLOW_INSECURE="1", AUTHSERVER_KEY_FETCH_CA_FILE=server.ca_file)
         env["PATH"] = f"{Path(sys.executable).parent}:{env['PATH']}"
-        cli(env, "init")
+        setup_cli(env, "init")
         filled = "\n".join([f"AUTHSERVER=http://127.0.0.1:{port}", f"ISSUER_URL={issuer.url}",
                             f"AUDIENCE={audience}", f"SA_TOKEN_FILE={token_file}"])
         script = filled + "\n" + walkthrough.replace("A=.venv/bin/authserver",

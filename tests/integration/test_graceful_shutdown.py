@@ -13,7 +13,7 @@ import jwt
 import pytest
 import requests
 
-from ..servers import cli, free_port, provision_client, running_server, server_env
+from ..servers import free_port, provision_client, running_server, server_env, setup_cli
 
 JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 
@@ -33,7 +33,7 @@ def setup(tmp_path):
     port = free_port()
     issuer = f"http://127.0.0.1:{port}"
     env = server_env(tmp_path / "instance", issuer, AUTHSERVER_DRAIN_SECONDS=str(DRAIN))
-    cli(env, "init")
+    setup_cli(env, "init")
     made = provision_client(env, tmp_path)
     return {**made, "env": env, "port": port, "issuer": issuer, "db": tmp_path / "instance" / "authserver.db"}
 

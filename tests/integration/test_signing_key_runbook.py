@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from prometheus_client.mmap_dict import MmapedDict
 
 from ..conftest import JWT_BEARER, PG_URL, fresh_pg_database, public_pem
-from ..servers import cli, free_port, running_server, server_env
+from ..servers import cli, free_port, running_server, server_env, setup_cli
 
 REFRESH = 1
 PARALLEL = 4
@@ -55,15 +55,15 @@ def deployment(tmp_path, database):
     instance = tmp_path / "instance"
     extra = {"AUTHSERVER_DATABASE_URL": database} if database else {}
     env = server_env(instance, issuer, AUTHSERVER_SIGNING_KEY_REFRESH=str(REFRESH), **extra)
-    cli(env, "init")
-    org = cli(env, "org", "create", "Acme")["org_id"]
-    account = cli(env, "account", "create", org, "worker", "--kind", "service")["account_id"]
-    client_id = cli(env, "client", "create", org, "Backend")["client_id"]
-    cli(env, "client", "grant", client_id, issuer, "--scope", "read")  # the default API (AUTHSERVER_AUDIENCE)
-    secret = cli(env, "secret", "add", client_id)["client_secret"]
+    setup_cli(env, "init")
+    org = setup_cli(env, "org", "create", "Acme")["org_id"]
+    account = setup_cli(env, "account", "create", org, "worker", "--kind", "service")["account_id"]
+    client_id = setup_cli(env, "client", "create", org, "Backend")["client_id"]
+    setup_cli(env, "client", "grant", client_id, issuer, "--scope", "read")  # the default API (AUTHSERVER_AUDIENCE)
+    secret = setup_cli(env, "secret", "add", client_id)["client_secret"]
     key = ec.generate_private_key(ec.SECP256R1())
     (tmp_path / "client.pub.pem").write_bytes(public_pem(key))
-    kid = cli(env, "key", "add", client_id, str(tmp_path / "client.pub.pem"), "--kid", "k1")["kid"]
+    kid = setup_cli(env, "key", "add", client_id, str(tmp_path / "client.pub.pem"), "--kid", "k1")["kid"]
     with running_server(env, port, workers=2, log_path=tmp_path / "server.log") as base:
         yield Deployment(env, base, instance, port, issuer, client_id, secret, account, key, kid)
 

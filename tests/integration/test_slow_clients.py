@@ -11,13 +11,13 @@ import pytest
 import requests
 
 from ..conftest import JWT_BEARER, PG_URL, fresh_pg_database
-from ..servers import cli, free_port, provision_client, running_server, server_env
+from ..servers import free_port, provision_client, running_server, server_env, setup_cli
 
 
 def test_idle_and_slowloris_connections_do_not_stop_health_and_tokens(tmp_path):
     port = free_port()
     env = server_env(tmp_path / "instance", f"http://127.0.0.1:{port}", AUTHSERVER_WORKER_CLASS="gevent")
-    cli(env, "init")
+    setup_cli(env, "init")
     stop = threading.Event()
     held: list[socket.socket] = []
 
@@ -66,7 +66,7 @@ def test_gevent_workers_on_postgresql_serve_more_concurrent_requests_than_the_po
     issuer = f"http://127.0.0.1:{port}"
     with fresh_pg_database("authserver_gevent") as url:
         env = server_env(tmp_path / "instance", issuer, AUTHSERVER_WORKER_CLASS="gevent", AUTHSERVER_DATABASE_URL=url)
-        cli(env, "init")
+        setup_cli(env, "init")
         d = provision_client(env, tmp_path)
         client, account, secret, key, kid = d["client"], d["account"], d["secret"], d["key"], d["kid"]
         with running_server(env, port, workers=1) as base:

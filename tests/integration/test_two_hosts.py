@@ -14,7 +14,7 @@ import requests
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from ..conftest import JWT_BEARER, PG_URL, REDIS_URL, private_pem, public_pem
-from ..servers import cli, free_port, running_server, server_env
+from ..servers import cli, free_port, running_server, server_env, setup_cli
 
 pytestmark = pytest.mark.skipif(
     not (PG_URL and REDIS_URL),
@@ -45,16 +45,16 @@ def cluster(tmp_path_factory):
     root = tmp_path_factory.mktemp("hosts")
     env_a = server_env(root / "a", issuer, **shared)
     env_b = server_env(root / "b", issuer, **shared)
-    cli(env_a, "init")
-    org = cli(env_a, "org", "create", "Two hosts")["org_id"]
-    account = cli(env_a, "account", "create", org, "worker", "--kind", "service")["account_id"]
-    client_id = cli(env_a, "client", "create", org, "Backend")["client_id"]
-    cli(env_a, "api", "create", "--org", org, "Orders", "https://orders.acme.test", "--scope", "read")
-    cli(env_a, "client", "grant", client_id, "https://orders.acme.test", "--scope", "read")
+    setup_cli(env_a, "init")
+    org = setup_cli(env_a, "org", "create", "Two hosts")["org_id"]
+    account = setup_cli(env_a, "account", "create", org, "worker", "--kind", "service")["account_id"]
+    client_id = setup_cli(env_a, "client", "create", org, "Backend")["client_id"]
+    setup_cli(env_a, "api", "create", "--org", org, "Orders", "https://orders.acme.test", "--scope", "read")
+    setup_cli(env_a, "client", "grant", client_id, "https://orders.acme.test", "--scope", "read")
     key = ec.generate_private_key(ec.SECP256R1())
     key_file = root / "client.pub.pem"
     key_file.write_bytes(public_pem(key))
-    kid = cli(env_a, "key", "add", client_id, str(key_file), "--kid", "k1")["kid"]
+    kid = setup_cli(env_a, "key", "add", client_id, str(key_file), "--kid", "k1")["kid"]
     try:
         with running_server(env_a, port_a, log_path=root / "a.log") as url_a, \
                 running_server(env_b, port_b, log_path=root / "b.log") as url_b:
