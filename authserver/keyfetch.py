@@ -30,6 +30,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -306,12 +307,24 @@ class KeyFetcher:
         self.max_stale = max_stale
         self.retry_interval = retry_interval
         self._resolver = resolver or system_resolver
-        self._tls = ssl.create_default_context(cafile=ca_file)
-        self._tls.minimum_version = ssl.TLSVersion.TLSv1_2
-        self._tls.check_hostname = True
-        self._tls.verify_mode = ssl.CERT_REQUIRED
+        self._ca_file = ca_file
+        if ca_file:  # an operator's CA file is read at start, so a bad one stops the start, not a fetch
+            self.__dict__["_tls"] = self._build_tls()
         self._states: dict[tuple[str, str], _UrlState] = {}
         self._states_lock = threading.Lock()
+
+    @cached_property
+    def _tls(self) -> ssl.SSLContext:
+        """The system's trusted CAs are loaded at the first fetch, not with the application: it takes
+        tens of milliseconds, and most deployments never fetch a key."""
+        return self._build_tls()
+
+    def _build_tls(self) -> ssl.SSLContext:
+        context = ssl.create_default_context(cafile=self._ca_file)
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
+        context.check_hostname = True
+        context.verify_mode = ssl.CERT_REQUIRED
+        return context
 
     # -- public API --------------------------------------------------------------------------
 
