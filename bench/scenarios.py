@@ -63,10 +63,16 @@ def run_plain_gunicorn(name: str, app_dir: Path, app_spec: str, env: dict, work:
         cmd.append("--no-control-socket")
     cmd.append(app_spec)
     server = Server(name, cmd, env, work, work / "server.log", port)
+    measure_client_credentials(server, auth_file, labels, args, results)
+
+
+def measure_client_credentials(server: Server, auth_file: Path, labels: tuple[str, str, str], args,
+                               results: list[RunResult]) -> None:
+    """Start the server, warm its workers up, measure its client-credentials token endpoint at each
+    concurrency (bench/wrk/baseline.lua with the request file), always stop it."""
     try:
         server.start()
-        # Warm both workers up.
-        run_wrk(server.url, WRK_DIR / "baseline.lua", auth_file, 4, 1)
+        run_wrk(server.url, WRK_DIR / "baseline.lua", auth_file, 4, 1)  # warm the workers up
         for c in args.concurrency:
             res = RunResult(labels[0], labels[1], labels[2], "token", c)
             try:
@@ -115,19 +121,7 @@ def run_peer(tmp: Path, args, results: list[RunResult]) -> None:
            "TOKEN_FORMAT": "jwt"}
     server = Server("oidc-provider", ["node", "server.mjs"], env, peer, work / "server.log", port,
                     health_path="/.well-known/openid-configuration")
-    try:
-        server.start()
-        run_wrk(server.url, WRK_DIR / "baseline.lua", auth_file, 4, 1)  # warm the workers up
-        for c in args.concurrency:
-            res = RunResult("oidc-provider", "memory", "RS256", "token", c)
-            try:
-                measure(server, res, WRK_DIR / "baseline.lua", auth_file, args.duration)
-            except BenchError as e:
-                res.failed, res.note = True, str(e).splitlines()[0][:200]
-                log(f"    {res.label}: FAILED {e}")
-            results.append(res)
-    finally:
-        server.stop()
+    measure_client_credentials(server, auth_file, ("oidc-provider", "memory", "RS256"), args, results)
 
 
 def run_authserver(
