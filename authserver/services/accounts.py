@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import re
+from functools import cache
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -24,7 +25,11 @@ EMAIL_TAKEN = "An account with this email address already exists in this organiz
 PASSWORD_MAX = 1024
 _password_hasher = PasswordHasher()  # argon2id with the library's recommended parameters
 # Verified against when the email is unknown, so a miss costs as much as a hit.
-_DUMMY_HASH = _password_hasher.hash("not a real password, only a timing equaliser")
+@cache
+def _dummy_hash() -> str:
+    """What an unknown email is checked against, so it costs one verification like a known one. Made at
+    the first sign-in, not at import: every command and worker start would pay for a hash otherwise."""
+    return _password_hasher.hash("not a real password, only a timing equaliser")
 
 
 def _clean_email(email: object) -> str:
@@ -239,11 +244,12 @@ def authenticate_user(email: object, password: object) -> Account | None:
     an active admin first, then the oldest account."""
     if not isinstance(password, str) or len(password) > PASSWORD_MAX:
         return None
+    dummy = _dummy_hash()  # made before the lookup, so its one-time cost says nothing about the email
     candidates = [a for a in _accounts_with_email(email) if a.password_hash]
     matches = []
     tries: list[Account | None] = list(candidates) or [None]
     for account in tries:
-        stored = account.password_hash if account is not None and account.password_hash else _DUMMY_HASH
+        stored = account.password_hash if account is not None and account.password_hash else dummy
         try:
             _password_hasher.verify(stored, password)
         except (VerificationError, InvalidHashError):
