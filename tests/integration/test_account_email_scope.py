@@ -173,3 +173,48 @@ def test_upgrading_keeps_accounts_sessions_and_tokens_and_frees_the_email(tmp_pa
             create_account("org_a", "Ada again", "user", email=SHARED)
         db.session.remove()
         db.engine.dispose()
+
+
+def test_every_sign_in_costs_one_verification_per_candidate_and_the_equaliser_is_made_before_the_lookup(
+        app, monkeypatch):
+    """An unknown email is verified against the equaliser hash (one argon2id verification, like a known
+    email with a wrong password), and that hash, made once per process, is made before the accounts are
+    looked up, so its one-time cost does not depend on the email."""
+    from authserver.services import accounts
+
+    org = create_organization("Acme")
+    create_account(org.org_id, "Ada", "user", email=SHARED, password=PASSWORD_A)
+    steps: list[str] = []
+    real_lookup = accounts._accounts_with_email
+    monkeypatch.setattr(accounts, "_password_hasher", _CountingHasher(accounts._password_hasher, steps))
+    monkeypatch.setattr(accounts, "_accounts_with_email", lambda e: steps.append("lookup") or real_lookup(e))
+    accounts._dummy_hash.cache_clear()
+    monkeypatch.setattr(accounts, "_dummy_hash", _recording(accounts._dummy_hash, steps))
+
+    assert authenticate_user("nobody@example.com", PASSWORD_A) is None
+    assert steps == ["equaliser", "lookup", "verify"]
+    steps.clear()
+    assert authenticate_user(SHARED, "a wrong but long passphrase") is None
+    assert steps == ["equaliser", "lookup", "verify"]
+    steps.clear()
+    assert authenticate_user(SHARED, PASSWORD_A).email == SHARED
+    assert steps == ["equaliser", "lookup", "verify"]
+
+
+class _CountingHasher:
+    def __init__(self, hasher, steps: list[str]):
+        self._hasher, self._steps = hasher, steps
+
+    def verify(self, stored: str, password: str) -> bool:
+        self._steps.append("verify")
+        return self._hasher.verify(stored, password)
+
+    def __getattr__(self, name: str):
+        return getattr(self._hasher, name)
+
+
+def _recording(function, steps: list[str]):
+    def recorded():
+        steps.append("equaliser")
+        return function()
+    return recorded
