@@ -24,6 +24,8 @@ PASSWORD_MIN = 12
 EMAIL_TAKEN = "An account with this email address already exists in this organization."
 PASSWORD_MAX = 1024
 _password_hasher = PasswordHasher()  # argon2id with the library's recommended parameters
+
+
 @cache
 def _dummy_hash() -> str:
     """What an unknown email is checked against, so it costs one verification like a known one. Made at
