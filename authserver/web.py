@@ -12,6 +12,7 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from flask import Flask, Request
+from jinja2 import MemcachedBytecodeCache
 from werkzeug.datastructures import ImmutableMultiDict
 
 FORM_CONTENT_TYPE = "application/x-www-form-urlencoded"
@@ -57,8 +58,26 @@ class AppRequest(Request):
         d["stream"], d["form"], d["files"] = stream, self.parameter_storage_class(items), self.parameter_storage_class()
 
 
+class _CompiledTemplates:
+    """The compiled templates of this process, for Jinja's bytecode cache (the get/set of a memcached
+    client is all it asks for). Jinja keys each by the template's name and checks its source's checksum
+    on every load, so an edited template is compiled again."""
+
+    def __init__(self) -> None:
+        self._code: dict[str, bytes] = {}
+
+    def get(self, key: str) -> bytes | None:
+        return self._code.get(key)
+
+    def set(self, key: str, value: bytes, timeout: int | None = None) -> None:
+        self._code[key] = value
+
+
 class AuthserverFlask(Flask):
     request_class = AppRequest
+    # Every application of a process (the tests make one per test; a command makes one) compiles each
+    # console and API template once between them, not once per application.
+    jinja_options = {"bytecode_cache": MemcachedBytecodeCache(_CompiledTemplates(), prefix="authserver/")}
     # Hooks and views are plain functions registered once; Flask asks for each, on every request,
     # whether it is a coroutine function (inspect's check costs more than the answer is worth).
     _SYNC_CACHE_LIMIT = 4096

@@ -22,7 +22,7 @@ from authserver.services.clients import list_clients
 from authserver.services.sessions import TOUCH_INTERVAL
 
 from ..conftest import ISSUER, make_app
-from ..console_support import Console, make_admin, page_forms, signed_in
+from ..console_support import Console, make_admin, page_forms, signed_in, signed_in_through_the_form
 
 API = "/api/v1"
 COOKIE = "authserver_session"
@@ -79,7 +79,7 @@ def second_admin(app, console_admin):
 # --- the cookie and what is stored ----------------------------------------------------------------
 
 def test_the_session_id_is_stored_only_as_its_sha256_hash_and_never_logged(app, console_admin, caplog, capfd):
-    console = signed_in(app, console_admin)
+    console = signed_in_through_the_form(app, console_admin)
     session_id = session_id_of(console)
     assert len(session_id) >= 43  # 256 random bits
     # The cookie (signed, not encrypted) names no account or organization: only the session's id.
