@@ -12,8 +12,9 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from flask import Flask, Request
-from jinja2 import MemcachedBytecodeCache
+from jinja2.bccache import Bucket, BytecodeCache
 from werkzeug.datastructures import ImmutableMultiDict
+from werkzeug.routing import Rule
 
 FORM_CONTENT_TYPE = "application/x-www-form-urlencoded"
 
@@ -58,26 +59,48 @@ class AppRequest(Request):
         d["stream"], d["form"], d["files"] = stream, self.parameter_storage_class(items), self.parameter_storage_class()
 
 
-class _CompiledTemplates:
-    """The compiled templates of this process, for Jinja's bytecode cache (the get/set of a memcached
-    client is all it asks for). Jinja keys each by the template's name and checks its source's checksum
-    on every load, so an edited template is compiled again."""
+class _CompiledTemplates(BytecodeCache):
+    """The compiled templates of this process (Jinja's bytecode cache, kept in memory). Jinja keys each
+    by the template's name and checks its source's checksum on every load, so an edited template is
+    compiled again."""
 
     def __init__(self) -> None:
         self._code: dict[str, bytes] = {}
 
-    def get(self, key: str) -> bytes | None:
-        return self._code.get(key)
+    def load_bytecode(self, bucket: Bucket) -> None:
+        code = self._code.get(bucket.key)
+        if code is not None:
+            bucket.bytecode_from_string(code)
 
-    def set(self, key: str, value: bytes, timeout: int | None = None) -> None:
-        self._code[key] = value
+    def dump_bytecode(self, bucket: Bucket) -> None:
+        self._code[bucket.key] = bucket.bytecode_to_string()
+
+
+class AppRule(Rule):
+    """werkzeug's URL rule, whose URL builders (two small functions per rule that werkzeug writes as
+    Python syntax trees and compiles: nine tenths of making an application) are made once per process
+    for each distinct rule and shared by every application's copy of it. A builder reads the rule's
+    converters through its own first argument, so sharing it between equal rules is safe; the key is
+    everything werkzeug makes it from (the rule's text carries its converters' arguments)."""
+
+    _builders: dict[tuple[Any, ...], Callable[..., tuple[str, str]]] = {}
+
+    def _compile_builder(self, append_unknown: bool = True) -> Callable[..., tuple[str, str]]:
+        defaults = self.defaults or {}
+        key = (self.rule, append_unknown, tuple(self._trace), repr(sorted(defaults.items())),
+               tuple((name, type(converter)) for name, converter in self._converters.items()))
+        builder = self._builders.get(key)
+        if builder is None:
+            builder = self._builders[key] = super()._compile_builder(append_unknown)
+        return builder
 
 
 class AuthserverFlask(Flask):
     request_class = AppRequest
+    url_rule_class = AppRule
     # Every application of a process (the tests make one per test; a command makes one) compiles each
     # console and API template once between them, not once per application.
-    jinja_options = {"bytecode_cache": MemcachedBytecodeCache(_CompiledTemplates(), prefix="authserver/")}
+    jinja_options = {"bytecode_cache": _CompiledTemplates()}
     # Hooks and views are plain functions registered once; Flask asks for each, on every request,
     # whether it is a coroutine function (inspect's check costs more than the answer is worth).
     _SYNC_CACHE_LIMIT = 4096
