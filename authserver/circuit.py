@@ -4,15 +4,22 @@ timeout again; then one call tries Redis again. So a hung Redis costs one timeou
 per worker, not one per request, and requests that need no Redis never wait on it."""
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-import redis
 
+@functools.cache
+def circuit_open() -> type[Exception]:
+    """The error of a call refused while the circuit is open: a redis ConnectionError, so callers handle
+    it as any Redis failure. Made on first use: the redis package is imported only where Redis is used."""
+    import redis
 
-class CircuitOpen(redis.ConnectionError):
-    """Redis failed moments ago: not tried again until the cool-down has passed."""
+    class CircuitOpen(redis.ConnectionError):
+        """Redis failed moments ago: not tried again until the cool-down has passed."""
+
+    return CircuitOpen
 
 
 class RedisCircuit:
@@ -27,8 +34,10 @@ class RedisCircuit:
     @contextmanager
     def guard(self) -> Iterator[None]:
         """Run a Redis call: refused at once while open; a failure opens the circuit."""
+        import redis
+
         if self.is_open:
-            raise CircuitOpen("Redis failed moments ago; not retried before the cool-down ends.")
+            raise circuit_open()("Redis failed moments ago; not retried before the cool-down ends.")
         try:
             yield
         except redis.RedisError as exc:

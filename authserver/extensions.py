@@ -1,7 +1,6 @@
 """Objects created once and bound to the app in create_app."""
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
 from flask_wtf import CSRFProtect
 from sqlalchemy import MetaData
@@ -27,5 +26,25 @@ if TYPE_CHECKING:
     Model = Base
 else:
     Model = db.Model
-migrate = Migrate()
 csrf = CSRFProtect()
+
+
+class _MigrationsOnFirstUse:
+    """Flask-Migrate's entry in `app.extensions`, set up when something first reads it (`authserver init`,
+    the schema check, `flask_migrate.upgrade`): importing Flask-Migrate imports Alembic, a tenth of a
+    second that serving requests and most commands never need. The first read puts Flask-Migrate's own
+    entry in its place."""
+
+    def __init__(self, app: Any, directory: str) -> None:
+        self._app = app
+        self._directory = directory
+
+    def __getattr__(self, name: str) -> Any:
+        from flask_migrate import Migrate
+
+        Migrate(self._app, db, directory=self._directory)
+        return getattr(self._app.extensions["migrate"], name)
+
+
+def init_migrations(app: Any, directory: str) -> None:
+    app.extensions["migrate"] = _MigrationsOnFirstUse(app, directory)

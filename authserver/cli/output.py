@@ -53,7 +53,7 @@ def make_app():
     from .. import create_app
 
     try:
-        return create_app()
+        return create_app(console_and_api=False)
     except ConfigError as exc:
         fail(str(exc), EXIT_INVALID)
 

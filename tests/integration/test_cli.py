@@ -460,3 +460,34 @@ def test_console_script_stdout_carries_only_json(tmp_path):
     refused = _script(instance, "secret", "add", "0" * 32, "--json")
     assert refused.returncode != 0 and refused.stdout == ""
     assert refused.stderr.strip().startswith("error:")
+
+
+_HEAVY_FOR_A_COMMAND = ("alembic", "flask_migrate", "redis", "authserver.api", "authserver.console")
+_MODULES_AFTER = """
+import json, sys
+from authserver.cli import main
+try:
+    main(sys.argv[1:], prog_name="authserver", standalone_mode=False)
+finally:
+    print(json.dumps(sorted(sys.modules)), file=sys.stderr)
+"""
+
+
+def _modules_loaded_by(instance: Path, *args) -> tuple[subprocess.CompletedProcess, set[str]]:
+    env = {**os.environ, "AUTHSERVER_INSTANCE_PATH": str(instance), "AUTHSERVER_ISSUER": ISSUER}
+    done = subprocess.run([sys.executable, "-c", _MODULES_AFTER, *map(str, args)], env=env, capture_output=True,
+                          text=True, timeout=60)
+    return done, set(json.loads(done.stderr.strip().splitlines()[-1]))
+
+
+def test_a_command_loads_neither_migrations_nor_redis_nor_the_console_and_api_unless_it_needs_them(instance):
+    """A command's start-up is mostly imports: everyday commands leave out Alembic, the redis client
+    and the console and management API's modules; `init` (migrations) still loads Alembic."""
+    done, modules = _modules_loaded_by(instance, "org", "create", "Acme", "--json")
+    assert done.returncode == 0, done.stderr[-500:]
+    assert json.loads(done.stdout)["org_id"]
+    heavy = sorted(m for m in modules if m.split(".")[0] in _HEAVY_FOR_A_COMMAND or m.startswith(_HEAVY_FOR_A_COMMAND))
+    assert heavy == [], heavy
+    done, modules = _modules_loaded_by(instance, "init", "--json")
+    assert done.returncode == 0, done.stderr[-500:]
+    assert "alembic" in modules and "flask_migrate" in modules
