@@ -13,6 +13,7 @@ import contextvars
 import logging
 import os
 import threading
+import weakref
 
 from . import store, token_store
 from .outages import note_outage, outage_component
@@ -24,9 +25,18 @@ MAX_PENDING = 100_000  # bounded memory while the database refuses writes
 _log = logging.getLogger(__name__)
 
 
+def _flush_at_exit(recorder: weakref.ref[LastUsedRecorder]) -> None:
+    alive = recorder()
+    if alive is not None:
+        alive.flush()
+
+
 class LastUsedRecorder:
     def __init__(self, app, flush_seconds: float = FLUSH_SECONDS):
-        self._app = app
+        # Held weakly: the recorder is reachable from the database engine (its dispose listener), which
+        # Flask-SQLAlchemy keeps per application in a weak-keyed map; a strong reference back to the
+        # application would keep every application of the process alive.
+        self._app = weakref.ref(app)
         self._flush_seconds = flush_seconds
         self._pending: dict[str, int] = {}
         self._lock = threading.Lock()
@@ -65,8 +75,11 @@ class LastUsedRecorder:
                 batch, self._pending = self._pending, {}
             if not batch:
                 return 0
+            app = self._app()
+            if app is None:  # the application is gone, and its database with it
+                return 0
             try:
-                with self._app.app_context():
+                with app.app_context():
                     try:
                         with store.write_section():
                             token_store.touch_secrets(sorted(batch.items()))
@@ -104,7 +117,7 @@ class LastUsedRecorder:
                 event.listen(engine, "engine_disposed", self._engine_disposed)
         threading.Thread(target=self._run, args=(self._wake, self._stopped), name="authserver-last-used",
                          daemon=True).start()
-        atexit.register(self.flush)
+        atexit.register(_flush_at_exit, weakref.ref(self))
 
     def _engine_disposed(self, engine) -> None:
         """The application closed its database connections for good (its end, in tests): stop, and
