@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import exists, or_, select
+from sqlalchemy import BigInteger, exists, literal, or_, select
 
 from .. import clock
 from ..errors import InvalidInput
@@ -194,12 +194,15 @@ def find_events(org_id: str, where: AuditFilter | None = None, limit: int = 100,
     size = min(max(limit, 1), PAGE_MAX)
     conditions = _conditions(org_id, where)
     query = select(AuditEvent).where(*conditions)
+    # A cursor is any id up to INT64_MAX, compared as a 64-bit integer: PostgreSQL's column is 32-bit,
+    # and a larger value bound as the column's type would be refused ("integer out of range").
     if after_id is not None:
-        events = list(db.session.scalars(query.where(AuditEvent.id > after_id).order_by(AuditEvent.id).limit(size)))
+        newer_than = AuditEvent.id > literal(after_id, BigInteger)
+        events = list(db.session.scalars(query.where(newer_than).order_by(AuditEvent.id).limit(size)))
         events.reverse()
     else:
         if before_id is not None:
-            query = query.where(AuditEvent.id < before_id)
+            query = query.where(AuditEvent.id < literal(before_id, BigInteger))
         events = list(db.session.scalars(query.order_by(AuditEvent.id.desc()).limit(size)))
     if not events:
         return AuditPage([], None, None)

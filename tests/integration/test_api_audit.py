@@ -116,6 +116,25 @@ def test_bad_paging_parameters_are_422(http, manager, query):
     assert_problem(http.get(f"{API}/audit-events?{query}", headers=manager.headers()), 422)
 
 
+@pytest.mark.parametrize("cursor", [2**31 - 1, 2**31, 2**40, 2**63 - 1])
+def test_cursors_beyond_every_event_id_page_as_any_other_in_the_api_and_the_console(http, manager, cursor):
+    """Any id up to 2**63 - 1 is a valid cursor, whatever the width of the database's id column (PostgreSQL's
+    is 32-bit): before it lies every event, after it none."""
+    every_change(http, manager)
+    newest = http.get(f"{API}/audit-events", headers=manager.headers()).get_json()["items"]
+    older = http.get(f"{API}/audit-events?before={cursor}", headers=manager.headers())
+    assert older.status_code == 200, older.get_data(as_text=True)[:300]
+    assert older.get_json()["items"] == newest
+    newer = http.get(f"{API}/audit-events?after={cursor}", headers=manager.headers())
+    assert newer.status_code == 200 and newer.get_json() == {"items": [], "next_before": None, "next_after": None}
+    from ..console_support import make_admin, signed_in
+
+    console = signed_in(http.application, make_admin(org_id=manager.org_id))
+    for query in (f"before={cursor}", f"after={cursor}"):
+        page = console.get(f"/console/audit?{query}")
+        assert page.status_code == 200, (query, page.status_code)
+
+
 def test_large_limit_is_capped_not_refused(http, manager):
     response = http.get(f"{API}/audit-events?limit=1000000", headers=manager.headers())
     assert response.status_code == 200 and response.get_json()["next_before"] is None
