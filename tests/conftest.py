@@ -374,6 +374,15 @@ from .log_leaks import CHECKER as _LOG_LEAKS  # noqa: E402
 
 def pytest_configure(config):
     _LOG_LEAKS.install()
+    # The cyclic garbage collector, tuned for a test process: what was imported before the first test is
+    # never scanned again (freeze), and collections run every 20,000 allocations instead of every 700.
+    # Each test makes and drops an application (thousands of objects in cycles): with the defaults, the
+    # collector took a seventh of the suite's CPU (the same tests: 37.6 -> 32.0 s of CPU).
+    import gc
+
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(20_000, 50, 100)
 
 
 @pytest.fixture(autouse=True)
