@@ -18,7 +18,10 @@ timeout = 30
 graceful_timeout = 20
 keepalive = 5
 max_requests = 0
-# Never preload: gevent patches each worker before the application (and its locks) is imported.
+# Never preload the application: each worker makes its own (connections, threads, caches) after the fork.
+# With sync workers the master has imported the application's modules (`authserver serve` runs gunicorn in
+# its own process), so a worker starts in milliseconds; with gevent, `serve` starts gunicorn in a fresh
+# interpreter, because gevent patches each worker before the application's modules (and locks) are imported.
 # The application writes its own structured access log (path only, no query string, no bodies).
 accesslog = None
 errorlog = "-"

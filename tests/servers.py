@@ -91,6 +91,49 @@ def provision_client(env: dict, key_dir: Path) -> dict:
     return {"org": org, "account": account, "client": client, "api": api, "secret": secret, "key": key, "kid": kid}
 
 
+def master_pid(port: int) -> int:
+    """The pid of the gunicorn master serving 127.0.0.1:port: `authserver serve --port PORT` (its workers are
+    forks of it, with its command line), or `python -m gunicorn -b 127.0.0.1:PORT` under gevent workers."""
+    found = subprocess.run(["pgrep", "-f", f"(--port {port}|127\\.0\\.0\\.1:{port})( |$)"], capture_output=True,
+                           text=True).stdout.split()
+    pids = set(map(int, found))
+    masters = [pid for pid in pids if _parent(pid) not in pids]
+    assert len(masters) == 1, f"no single master for port {port}: {sorted(pids)}"
+    return masters[0]
+
+
+def _fd_targets(pid: int) -> list[str]:
+    """What each file descriptor of process `pid` refers to: a path, or `socket:[INODE]`, `pipe:[...]`."""
+    targets = []
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        with contextlib.suppress(OSError):
+            targets.append(os.readlink(fd))
+    return targets
+
+
+def connected_ports(pid: int) -> list[int]:
+    """The remote ports of the established TCP connections process `pid` holds (from /proc)."""
+    inodes = {t[len("socket:["):-1] for t in _fd_targets(pid) if t.startswith("socket:[")}
+    ports = []
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            if fields[3] == "01" and fields[9] in inodes:  # 01: ESTABLISHED
+                ports.append(int(fields[2].rsplit(":", 1)[1], 16))
+    return ports
+
+
+def open_files(pid: int) -> list[str]:
+    """The paths of the files process `pid` holds open."""
+    return [target for target in _fd_targets(pid) if target.startswith("/")]
+
+
+def _parent(pid: int) -> int:
+    with contextlib.suppress(OSError):
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    return 0
+
+
 @contextlib.contextmanager
 def running_server(env: dict, port: int, workers: int = 2, log_path: Path | None = None, cwd: Path | None = None,
                    executable: str = AUTHSERVER):

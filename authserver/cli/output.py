@@ -49,11 +49,11 @@ def fail(message: str, code: int) -> None:
     sys.exit(code)
 
 
-def make_app():
+def make_app(*, console_and_api: bool = False):
     from .. import create_app
 
     try:
-        return create_app(console_and_api=False)
+        return create_app(console_and_api=console_and_api)
     except ConfigError as exc:
         fail(str(exc), EXIT_INVALID)
 

@@ -8,7 +8,8 @@ import sys
 import click
 
 from ..config import MIGRATIONS_DIR, issuer_configured
-from .output import CHECK_EXIT_CODES, emit, fail, make_app, with_app
+from ..extensions import db
+from .output import CHECK_EXIT_CODES, EXIT_INVALID, emit, fail, make_app, with_app
 
 
 def initialise() -> dict:
@@ -44,10 +45,19 @@ def serve(host: str, port: int, workers: int | None, as_json: bool):
     derived = not issuer_configured()
     if derived:
         os.environ["AUTHSERVER_ISSUER"] = f"http://{host}:{port}"
-    app = make_app()
+    # prometheus_client picks its multiprocess mode when it is first imported (by the application below):
+    # the directory must be named before, and exist, or the workers would each count alone.
+    metrics_dir = _metrics_directory(port)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
+    app = make_app(console_and_api=True)
     with app.app_context():
         initialise()
         settings = app.extensions["authserver.settings"]
+        # No connection of this process's may reach the workers it forks: the session's connection goes back
+        # to the pool first (dispose() closes only the connections in the pool).
+        db.session.remove()
+        db.engine.dispose()
+    del app
     from ..config import SERVED_ISSUER_FILE
 
     served = settings.instance_path / SERVED_ISSUER_FILE
@@ -56,12 +66,6 @@ def serve(host: str, port: int, workers: int | None, as_json: bool):
     elif served.exists():
         served.unlink()
     os.environ["AUTHSERVER_INSTANCE_PATH"] = str(settings.instance_path)
-    metrics_dir = settings.instance_path / f"prometheus-{port}"
-    if metrics_dir.exists():
-        for stale in metrics_dir.glob("*.db"):
-            stale.unlink()
-    metrics_dir.mkdir(parents=True, exist_ok=True)
-    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
     if as_json:
         click.echo(json.dumps({"issuer": settings.issuer, "url": f"http://{host}:{port}",
                                "metadata": f"{settings.issuer}/.well-known/oauth-authorization-server",
@@ -73,11 +77,51 @@ def serve(host: str, port: int, workers: int | None, as_json: bool):
     click.echo(
         "  next: in another terminal, run '.venv/bin/authserver demo' for a ready client and a curl line", err=True
     )
-    argv = [sys.executable, "-m", "gunicorn", "-c", "python:authserver.gunicorn_conf", "-b", f"{host}:{port}"]
+    args = ["-c", "python:authserver.gunicorn_conf", "-b", f"{host}:{port}"]
     if workers:
-        argv += ["-w", str(workers)]
-    argv.append("authserver.wsgi:app")
-    os.execv(sys.executable, argv)
+        args += ["-w", str(workers)]
+    args.append("authserver.wsgi:app")
+    if settings.worker_class != "sync":
+        # gevent patches each worker before the application's modules (and their locks) are imported:
+        # a fresh interpreter, which imports only gunicorn and the settings before forking.
+        os.execv(sys.executable, [sys.executable, "-m", "gunicorn", *args])
+    _run_gunicorn(args)
+
+
+def _metrics_directory(port: int):
+    """prometheus_client's multiprocess directory for the server on this port, emptied of an earlier run's
+    files. An instance directory that cannot be made is left for the application to report."""
+    from ..config import ConfigError, load_settings
+
+    try:
+        instance_path = load_settings().instance_path
+    except ConfigError as exc:
+        fail(str(exc), EXIT_INVALID)
+    metrics_dir = instance_path / f"prometheus-{port}"
+    try:
+        metrics_dir.mkdir(parents=True, exist_ok=True)
+        for stale in metrics_dir.glob("*.db"):
+            stale.unlink()
+    except OSError:
+        pass
+    return metrics_dir
+
+
+def _run_gunicorn(args: list[str]) -> None:
+    """gunicorn's master in this process, as `python -m gunicorn ARGS` would run it, without a second
+    interpreter: the workers it forks find the application's modules imported (a worker starts in tens of
+    milliseconds, not a second), and each makes its own application, connections and threads after the fork,
+    as before. sys.argv is gunicorn's only while it reads its options, so that a re-exec (USR2) runs this
+    command again."""
+    from gunicorn.app.wsgiapp import WSGIApplication
+
+    argv = sys.argv
+    sys.argv = ["authserver serve", *args]
+    try:
+        server = WSGIApplication("%(prog)s [OPTIONS] [APP_MODULE]", prog="authserver serve")
+    finally:
+        sys.argv = argv
+    server.run()
 
 
 # --- configuration ----------------------------------------------------------------------------

@@ -13,7 +13,7 @@ import jwt
 import pytest
 import requests
 
-from ..servers import free_port, provision_client, running_server, server_env, setup_cli
+from ..servers import free_port, master_pid, provision_client, running_server, server_env, setup_cli
 
 JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 
@@ -73,8 +73,7 @@ def test_sigterm_under_load_answers_every_request_sent_before_it(setup):
                 time.sleep(0.05)
 
     with running_server(setup["env"], setup["port"], workers=2, log_path=setup["db"].parent.parent / "server.log"):
-        master = int(subprocess.run(["pgrep", "-f", f"127.0.0.1:{setup['port']}"], capture_output=True,
-                                    text=True).stdout.split()[0])
+        master = master_pid(setup['port'])
         children = subprocess.run(
             ["ps", "-o", "pid=", "--ppid", str(master)], capture_output=True, text=True
         ).stdout.split()

@@ -11,7 +11,7 @@ import psycopg
 import pytest
 
 from ..conftest import PG_URL
-from ..servers import AUTHSERVER, free_port, running_server, server_env
+from ..servers import AUTHSERVER, free_port, master_pid, running_server, server_env
 
 
 def _children(pid: int) -> list[int]:
@@ -39,8 +39,7 @@ def test_no_process_outlives_a_killed_master(tmp_path):
     port = free_port()
     env = server_env(tmp_path / "instance", f"http://127.0.0.1:{port}", AUTHSERVER_PURGE_INTERVAL="1")
     with running_server(env, port, workers=2):
-        master = int(subprocess.run(["pgrep", "-f", f"127.0.0.1:{port}"], capture_output=True, text=True)
-                     .stdout.split()[0])
+        master = master_pid(port)
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
             children = _children(master)

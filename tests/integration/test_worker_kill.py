@@ -10,13 +10,23 @@ import subprocess
 import threading
 import time
 import uuid
+from urllib.parse import urlsplit
 
 import jwt
 import pytest
 import requests
 
 from ..conftest import PG_URL, REDIS_URL, fresh_pg_database
-from ..servers import free_port, provision_client, running_server, server_env, setup_cli
+from ..servers import (
+    connected_ports,
+    free_port,
+    master_pid,
+    open_files,
+    provision_client,
+    running_server,
+    server_env,
+    setup_cli,
+)
 
 JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 DEADLINE = 2  # AUTHSERVER_REQUEST_DEADLINE_SECONDS: bounds how long an interrupted request holds its jti
@@ -112,8 +122,15 @@ KINDS = [
 @pytest.mark.parametrize("kind", KINDS)
 def test_kill_9_of_a_worker_under_load_loses_nothing(kind, tmp_path):
     with _deployment(kind, tmp_path) as d:
-        master = int(subprocess.run(["pgrep", "-f", f"127.0.0.1:{d['port']}"], capture_output=True,
-                                    text=True).stdout.split()[0])
+        master = master_pid(d['port'])
+        # The master forks workers from a process that has run `init` on the database: it keeps no connection
+        # of its own (a forked connection would be shared by every worker).
+        if kind == "postgresql+redis":
+            services = {urlsplit(PG_URL).port or 5432, urlsplit(REDIS_URL).port or 6379}
+            assert not services & set(connected_ports(master)), connected_ports(master)
+        else:
+            database = str(tmp_path / "instance" / "authserver.db")
+            assert not [path for path in open_files(master) if path.startswith(database)], open_files(master)
         results: list[tuple[str, object, object]] = []  # (assertion, status or exception name, body)
         lock = threading.Lock()
         stop = threading.Event()
