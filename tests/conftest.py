@@ -372,8 +372,38 @@ def console(app, console_admin):
 from .log_leaks import CHECKER as _LOG_LEAKS  # noqa: E402
 
 
+def _share_compiled_sql() -> None:
+    """The test applications of a process share SQLAlchemy's compiled statements, per dialect and engine options.
+
+    SQLAlchemy compiles each statement once per engine (its compiled cache is keyed by the engine's dialect
+    object); each test makes an application, so an engine, and so compiled every statement it ran again: a
+    tenth of a test worker's CPU. A new engine gets the dialect object and the compiled cache of the first
+    engine made with the same dialect class and options, once that one has connected (initialised its
+    dialect from the server). The SQL sent is the same: only where its compiled form comes from changes.
+    Flask-SQLAlchemy's engine factory is the hook (`_make_engine`, the one place its engines are made)."""
+    from authserver.extensions import db
+
+    make_engine = db._make_engine
+    shared: dict[tuple, tuple] = {}
+
+    def make_sharing_engine(bind_key, options, app):
+        engine = make_engine(bind_key, options, app)
+        key = (type(engine.dialect), engine.url.drivername, repr(sorted((k, repr(v)) for k, v in options.items()
+                                                                         if k != "url")))
+        first = shared.setdefault(key, (engine.dialect, engine._compiled_cache))
+        dialect, cache = first
+        if dialect is not engine.dialect and dialect.server_version_info is not None and cache is not None:
+            engine.dialect = dialect
+            engine.pool._dialect = dialect
+            engine._compiled_cache = cache
+        return engine
+
+    db._make_engine = make_sharing_engine
+
+
 def pytest_configure(config):
     _LOG_LEAKS.install()
+    _share_compiled_sql()
     # The cyclic garbage collector, tuned for a test process: what was imported before the first test is
     # never scanned again (freeze), and collections run every 20,000 allocations instead of every 700.
     # Each test makes and drops an application (thousands of objects in cycles): with the defaults, the
