@@ -13,8 +13,12 @@ from ..console_support import Console, make_admin, page_forms, signed_in
 
 
 def start_of_a_rate_window() -> None:
-    """Move the clock to the start of a fixed rate-limit window, so a test's attempts share one."""
-    clock.shift(-(clock.now() % WINDOW) - (time.time() % 1))
+    """Move the clock forward to the start of the next fixed rate-limit window, so a test's attempts share one.
+
+    Forward, never back: Redis expires a window's counter at the window's end as the server's clock tells it
+    (EXPIREAT), and Redis keeps real time. A clock moved back to the start of the current window put that end
+    as little as a second into the real future, so the counter could vanish halfway through a test."""
+    clock.shift(WINDOW - clock.now() % WINDOW - time.time() % 1)
 
 
 def session_of(http) -> dict:

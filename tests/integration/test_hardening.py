@@ -197,14 +197,12 @@ def test_failing_statements_never_carry_their_values_into_errors(app, tenant, ba
 def test_concurrent_failed_sign_ins_are_all_counted(tmp_path, sqlite_template, pg_template_ready, limiter):
     """Exactly as many concurrent wrong passwords as the per-email-and-address limit use it up: had one
     increment been lost (read, add one, write back), the rightful password would be let in afterwards."""
-    import time
 
-    from authserver import clock
     from authserver.console.auth import FAILURES_PER_EMAIL_AND_ADDRESS, sign_in
-    from authserver.ratelimit import WINDOW
 
     from ..conftest import REDIS_URL, in_app_context, make_app
     from ..console_support import make_admin
+    from .test_console_auth import start_of_a_rate_window
 
     if limiter == "redis" and not REDIS_URL:
         pytest.skip("needs AUTHSERVER_TEST_REDIS_URL")
@@ -213,7 +211,7 @@ def test_concurrent_failed_sign_ins_are_all_counted(tmp_path, sqlite_template, p
         admin = make_admin()
         db.session.commit()
         db.session.remove()
-        clock.shift(-(clock.now() % WINDOW) - (time.time() % 1))  # every attempt in one rate window
+        start_of_a_rate_window()  # every attempt in one rate window
         address = f"198.51.100.{threading.get_ident() % 200}"
         failures = _race(app, lambda i: sign_in(admin.email, f"wrong password number {i}", address).status,
                          n=FAILURES_PER_EMAIL_AND_ADDRESS)
