@@ -9,7 +9,7 @@ import click
 
 from ..config import MIGRATIONS_DIR, issuer_configured
 from ..extensions import db
-from .output import CHECK_EXIT_CODES, EXIT_INVALID, emit, fail, make_app, with_app
+from .output import CHECK_EXIT_CODES, EXIT_INSTANCE, EXIT_INVALID, emit, fail, make_app, with_app
 
 
 def initialise() -> dict:
@@ -89,21 +89,21 @@ def serve(host: str, port: int, workers: int | None, as_json: bool):
 
 
 def _metrics_directory(port: int):
-    """prometheus_client's multiprocess directory for the server on this port, emptied of an earlier run's
-    files. An instance directory that cannot be made is left for the application to report."""
+    """prometheus_client's multiprocess directory for the server on this port, in the instance directory,
+    emptied of an earlier run's files."""
     from ..config import ConfigError, load_settings
 
     try:
-        instance_path = load_settings().instance_path
+        instance_path = load_settings().instance_path  # made by now, or a ConfigError that says why not
     except ConfigError as exc:
         fail(str(exc), EXIT_INVALID)
     metrics_dir = instance_path / f"prometheus-{port}"
     try:
-        metrics_dir.mkdir(parents=True, exist_ok=True)
+        metrics_dir.mkdir(exist_ok=True)
         for stale in metrics_dir.glob("*.db"):
             stale.unlink()
-    except OSError:
-        pass
+    except OSError as exc:
+        fail(f"the metrics directory {metrics_dir} cannot be made or emptied: {exc.strerror}", EXIT_INSTANCE)
     return metrics_dir
 
 

@@ -48,3 +48,15 @@ def test_invalid_settings_exit_2_like_invalid_input(tmp_path):
     result = _run({"AUTHSERVER_INSTANCE_PATH": str(tmp_path), "AUTHSERVER_ISSUER": ISSUER,
                    "AUTHSERVER_ACCESS_TOKEN_TTL": "soon"}, "org", "list")
     _refused(result, 2, "AUTHSERVER_ACCESS_TOKEN_TTL")
+
+
+def test_serve_with_an_unusable_metrics_directory_exits_10_before_serving(tmp_path):
+    """`serve` makes the Prometheus directory (instance/prometheus-PORT) before the application, so the workers
+    count together; where it cannot (here a file has its name), one line and the instance directory's code."""
+    instance = tmp_path / "instance"
+    instance.mkdir()
+    (instance / "prometheus-8799").write_text("not a directory")
+    result = CliRunner().invoke(main, ["serve", "--port", "8799"], catch_exceptions=False,
+                                env={"AUTHSERVER_INSTANCE_PATH": str(instance), "AUTHSERVER_ISSUER": ISSUER})
+    _refused(result, 10, "metrics directory")
+    assert (instance / "prometheus-8799").read_text() == "not a directory"
