@@ -10,7 +10,7 @@ from flask import Flask, Response, g, json, request
 from flask.sessions import SecureCookieSessionInterface
 from sqlalchemy import event, text
 
-from .config import MIGRATIONS_DIR, Settings, load_settings
+from .config import MIGRATIONS_DIR, Settings, load_settings, make_instance_directory
 from .extensions import csrf, db, init_migrations
 
 __version__ = "0.1.0"
@@ -73,14 +73,7 @@ def create_app(overrides: dict | None = None, *, console_and_api: bool = True) -
     """The application. `console_and_api=False` leaves out the console and the management API (the
     commands' application: it serves no pages, and importing both costs a tenth of a second per command)."""
     settings = load_settings(overrides)
-    try:
-        settings.instance_path.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        from .config import ConfigError
-
-        raise ConfigError(
-            f"the instance directory {settings.instance_path} cannot be created: {exc.strerror}"
-        ) from None
+    make_instance_directory(settings.instance_path)
     if settings.database_url.startswith("sqlite"):
         _private_sqlite_file(settings.database_url)
     from .web import AuthserverFlask

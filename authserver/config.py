@@ -88,6 +88,14 @@ def _read_defaults() -> dict:
         return tomllib.load(fh)
 
 
+def make_instance_directory(instance_path: Path) -> None:
+    """Create the instance directory (and its parents) unless it exists; a ConfigError that says why not."""
+    try:
+        instance_path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"the instance directory {instance_path} cannot be created: {exc.strerror}") from None
+
+
 def _instance_secret(instance_path: Path, filename: str, nbytes: int) -> str:
     """Read a generated secret from the instance path, creating it (mode 0600) on first use."""
     path = instance_path / filename
@@ -97,10 +105,7 @@ def _instance_secret(instance_path: Path, filename: str, nbytes: int) -> str:
         pass
     except OSError as exc:
         raise ConfigError(f"cannot read {path} in the instance directory: {exc.strerror}") from None
-    try:
-        instance_path.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise ConfigError(f"the instance directory {instance_path} cannot be created: {exc.strerror}") from None
+    make_instance_directory(instance_path)
     value = base64.urlsafe_b64encode(secrets.token_bytes(nbytes)).decode()
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)

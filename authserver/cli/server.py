@@ -91,10 +91,11 @@ def serve(host: str, port: int, workers: int | None, as_json: bool):
 def _metrics_directory(port: int):
     """prometheus_client's multiprocess directory for the server on this port, in the instance directory,
     emptied of an earlier run's files."""
-    from ..config import ConfigError, load_settings
+    from ..config import ConfigError, load_settings, make_instance_directory
 
     try:
-        instance_path = load_settings().instance_path  # made by now, or a ConfigError that says why not
+        instance_path = load_settings().instance_path
+        make_instance_directory(instance_path)
     except ConfigError as exc:
         fail(str(exc), EXIT_INVALID)
     metrics_dir = instance_path / f"prometheus-{port}"
