@@ -50,9 +50,16 @@ def test_invalid_settings_exit_2_like_invalid_input(tmp_path):
     _refused(result, 2, "AUTHSERVER_ACCESS_TOKEN_TTL")
 
 
-def test_serve_with_an_unusable_metrics_directory_exits_10_before_serving(tmp_path):
+def test_serve_with_an_unusable_metrics_directory_exits_10_before_serving(tmp_path, monkeypatch):
     """`serve` makes the Prometheus directory (instance/prometheus-PORT) before the application, so the workers
     count together; where it cannot (here a file has its name), one line and the instance directory's code."""
+    from authserver.cli import server
+
+    def no_serving(args):  # had serve gone on, it would run gunicorn's master in this test process
+        raise AssertionError("serve went on to serve despite the unusable metrics directory")
+
+    monkeypatch.setattr(server, "_run_gunicorn", no_serving)
+    monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)  # restored even if serve went on to set it
     instance = tmp_path / "instance"
     instance.mkdir()
     (instance / "prometheus-8799").write_text("not a directory")
