@@ -4,6 +4,7 @@ from __future__ import annotations
 import functools
 import io
 import secrets
+import time
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from urllib.parse import urlsplit
@@ -183,3 +184,15 @@ def png_bytes(size=(32, 32), color="red", fmt="PNG") -> bytes:
     out = io.BytesIO()
     Image.new("RGB", size, color).save(out, format=fmt)
     return out.getvalue()
+
+
+def start_of_a_rate_window() -> None:
+    """Move the clock forward to the start of the next fixed rate-limit window, so a test's attempts share one.
+
+    Forward, never back: Redis expires a window's counter at the window's end as the server's clock tells it
+    (EXPIREAT), and Redis keeps real time. A clock moved back to the start of the current window put that end
+    as little as a second into the real future, so the counter could vanish halfway through a test."""
+    from authserver import clock
+    from authserver.ratelimit import WINDOW
+
+    clock.shift(WINDOW - clock.now() % WINDOW - time.time() % 1)

@@ -1,24 +1,13 @@
 """Console sign-in and sessions: success, failure, throttling, fixation, re-checks, sign-out, cookie flags."""
-import time
 
 from authserver import clock
 from authserver.console.auth import FAILURES_PER_ADDRESS, FAILURES_PER_EMAIL_AND_ADDRESS, SESSION_KEY
 from authserver.extensions import db
 from authserver.models import Account, ConsoleSession
-from authserver.ratelimit import WINDOW
 from authserver.services.sessions import hash_session_id
 
 from ..conftest import make_app
-from ..console_support import Console, make_admin, page_forms, signed_in
-
-
-def start_of_a_rate_window() -> None:
-    """Move the clock forward to the start of the next fixed rate-limit window, so a test's attempts share one.
-
-    Forward, never back: Redis expires a window's counter at the window's end as the server's clock tells it
-    (EXPIREAT), and Redis keeps real time. A clock moved back to the start of the current window put that end
-    as little as a second into the real future, so the counter could vanish halfway through a test."""
-    clock.shift(WINDOW - clock.now() % WINDOW - time.time() % 1)
+from ..console_support import Console, make_admin, page_forms, signed_in, start_of_a_rate_window
 
 
 def session_of(http) -> dict:

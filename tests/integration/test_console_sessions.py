@@ -337,7 +337,7 @@ def test_a_refused_password_change_changes_nothing(app, console_admin, current, 
 
 
 def test_wrong_current_passwords_are_limited_per_account(app, console_admin):
-    from .test_console_auth import start_of_a_rate_window
+    from ..console_support import start_of_a_rate_window
 
     start_of_a_rate_window()
     console = signed_in(app, console_admin)

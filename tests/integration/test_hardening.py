@@ -201,8 +201,7 @@ def test_concurrent_failed_sign_ins_are_all_counted(tmp_path, sqlite_template, p
     from authserver.console.auth import FAILURES_PER_EMAIL_AND_ADDRESS, sign_in
 
     from ..conftest import REDIS_URL, in_app_context, make_app
-    from ..console_support import make_admin
-    from .test_console_auth import start_of_a_rate_window
+    from ..console_support import make_admin, start_of_a_rate_window
 
     if limiter == "redis" and not REDIS_URL:
         pytest.skip("needs AUTHSERVER_TEST_REDIS_URL")
