@@ -12,7 +12,10 @@ workers = _settings.workers or min(multiprocessing.cpu_count() * 2, 8)
 # buffers requests) or gevent (idle or slowly-sending connections wait in greenlets, so hundreds of
 # them do not stop others being served; a longer tail under load): bench/slowclients/README.md.
 # With gevent, keepalive also bounds how long a request head may take.
-worker_class = _settings.worker_class
+# sync is gunicorn's sync worker that closes an answered connection at once when the client has nothing more
+# to send, instead of waiting up to 2 s for the client to close first (authserver/sync_worker.py).
+worker_class = {"sync": "authserver.sync_worker.PromptCloseSyncWorker"}.get(_settings.worker_class,
+                                                                            _settings.worker_class)
 worker_connections = 1000
 timeout = 30
 graceful_timeout = 20

@@ -12,9 +12,9 @@ import json
 import re
 from pathlib import Path
 
+import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 from jwt.algorithms import ECAlgorithm
-import pytest
 from playwright.sync_api import expect, sync_playwright
 
 from authserver.extensions import db

@@ -113,3 +113,33 @@ def test_gevent_workers_on_postgresql_serve_more_concurrent_requests_than_the_po
     assert len(outcomes) == 24 * 15
     assert {o for o in outcomes} == {(200, 200)}, {o for o in outcomes}
     assert elapsed < 60, elapsed  # no request waited out a pool timeout (30 s)
+
+
+def read_until_closed(sock: socket.socket) -> bytes:
+    """Everything the server sends until it closes the connection (a reset raises)."""
+    received = b""
+    while chunk := sock.recv(65536):
+        received += chunk
+    return received
+
+
+def test_a_sync_worker_is_free_once_its_answer_is_sent(tmp_path):
+    """A client that reads its answer and keeps the connection open does not hold the sync worker: gunicorn's
+    own close waits up to 2 s for such a client to close first, so three of them would have kept the only
+    worker from a fourth request for 6 s."""
+    port = free_port()
+    env = server_env(tmp_path / "instance", f"http://127.0.0.1:{port}")
+    setup_cli(env, "init")
+    with running_server(env, port, workers=1) as base:
+        holders = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(3)]
+        try:
+            started = time.monotonic()
+            for sock in holders:  # each reads its answer and the server's close, and keeps its own side open
+                sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+                assert read_until_closed(sock).startswith(b"HTTP/1.1 200 ")
+            assert requests.get(base + "/healthz", timeout=10).status_code == 200
+            elapsed = time.monotonic() - started
+        finally:
+            for sock in holders:
+                sock.close()
+    assert elapsed < 2, f"the worker waited for clients that keep their connection open ({elapsed:.1f} s)"

@@ -21,7 +21,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("doors", ("oauth", "api", "console", "web")),
     ("app factory", ("",)),  # authserver/__init__.py: create_app
     # The CLI is a door too, and the command line's entry point: it builds the app with the factory.
-    ("entry points", ("cli", "wsgi", "gunicorn_conf", "migrations")),
+    ("entry points", ("cli", "wsgi", "gunicorn_conf", "sync_worker", "migrations")),
 ]
 # The front doors never import one another: each calls the services.
 DOORS = ("oauth", "api", "console", "cli")

@@ -1,0 +1,58 @@
+"""When the sync worker closes an answered connection at once, and when it leaves it to gunicorn's graceful
+close (authserver/sync_worker.py), on real connected sockets."""
+from __future__ import annotations
+
+import socket
+import ssl
+
+import pytest
+
+from authserver.sync_worker import close_if_nothing_unread
+
+
+@pytest.fixture
+def connection():
+    """A TCP connection on loopback: (the server's side, the client's side)."""
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        client = socket.create_connection(listener.getsockname())
+        server, _ = listener.accept()
+    yield server, client
+    server.close()
+    client.close()
+
+
+def test_nothing_unread_closes_at_once_and_the_client_sees_a_clean_end(connection):
+    server, client = connection
+    server.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+    close_if_nothing_unread(server)
+    assert server.fileno() == -1
+    client.settimeout(5)
+    assert client.recv(1024).startswith(b"HTTP/1.1 200 OK")
+    assert client.recv(1024) == b""  # FIN, not a reset
+
+
+def test_unread_bytes_leave_the_connection_to_the_graceful_close(connection):
+    server, client = connection
+    client.sendall(b"GET /next HTTP/1.1\r\n\r\n")  # a pipelined request the worker has not read
+    server.settimeout(5)
+    assert server.recv(1, socket.MSG_PEEK) == b"G"  # it has arrived
+    server.settimeout(None)
+    close_if_nothing_unread(server)
+    assert server.fileno() != -1
+    assert server.recv(1024) == b"GET /next HTTP/1.1\r\n\r\n"  # still there, unconsumed by the look
+
+
+def test_a_client_already_gone_closes_at_once(connection):
+    server, client = connection
+    client.close()
+    close_if_nothing_unread(server)
+    assert server.fileno() == -1
+
+
+def test_a_tls_connection_is_left_to_gunicorn(connection):
+    server, _ = connection
+    wrapped = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER).wrap_socket(server, server_side=True,
+                                                                  do_handshake_on_connect=False)
+    close_if_nothing_unread(wrapped)
+    assert wrapped.fileno() != -1
+    wrapped.close()
