@@ -5,6 +5,7 @@ import hmac
 import os
 import time
 import uuid
+from typing import TYPE_CHECKING
 
 from flask import Flask, Response, g, json, request
 from flask.sessions import SecureCookieSessionInterface
@@ -12,6 +13,9 @@ from sqlalchemy import event, text
 
 from .config import MIGRATIONS_DIR, Settings, load_settings, make_instance_directory
 from .extensions import csrf, db, init_migrations
+
+if TYPE_CHECKING:
+    from .services.app_services import AppServices
 
 __version__ = "0.1.0"
 
@@ -69,9 +73,10 @@ def _private_sqlite_file(database_url: str) -> None:
         pass
 
 
-def create_app(overrides: dict | None = None, *, console_and_api: bool = True) -> Flask:
-    """The application. `console_and_api=False` leaves out the console and the management API (the
-    commands' application: it serves no pages, and importing both costs a tenth of a second per command)."""
+def create_app(overrides: dict | None = None, *, serving: bool = True) -> Flask:
+    """The application. `serving=False` leaves out its doors — the OAuth endpoints, the console and the
+    management API — and keeps its services (the commands' application: it answers no HTTP requests, and
+    importing the doors costs about a fifth of a second per command)."""
     settings = load_settings(overrides)
     make_instance_directory(settings.instance_path)
     if settings.database_url.startswith("sqlite"):
@@ -115,7 +120,9 @@ def create_app(overrides: dict | None = None, *, console_and_api: bool = True) -
     from .logging_setup import configure_logging
 
     configure_logging(settings.log_level)
-    _init_oauth(app, settings)
+    services = _init_services(app, settings)
+    if serving:
+        _mount_oauth(app, services)
     from . import store
 
     app.teardown_appcontext(store.release)
@@ -123,20 +130,16 @@ def create_app(overrides: dict | None = None, *, console_and_api: bool = True) -
     _register_error_handlers(app)
     _register_favicon(app)
     _register_request_hooks(app)
-    if console_and_api:
+    if serving:
         _register_optional_blueprints(app)
     return app
 
 
-def _init_oauth(app: Flask, settings: Settings) -> None:
+def _init_services(app: Flask, settings: Settings) -> AppServices:
+    """The application's services (AppServices), built once: what every door and command reaches."""
     from .access_tokens import KeyRing
     from .circuit import RedisCircuit
     from .last_used import LastUsedRecorder
-    from .oauth.access import ClientAccessCache
-    from .oauth.assertions import ClientKeyCache
-    from .oauth.federation import TrustedIssuerCache
-    from .oauth.server import AuthServer, OAuthCaches
-    from .oauth.views import bp as oauth_bp
     from .observability import Metrics
     from .ratelimit import DatabaseRateLimiter, RateCounters, RateLimits, RatePolicies, RedisRateLimiter
     from .replay import DatabaseReplayCache, RedisReplayCache, ReplayCache
@@ -176,6 +179,18 @@ def _init_oauth(app: Flask, settings: Settings) -> None:
         redis_circuit=circuit,
     )
     app.extensions[EXTENSION] = services
+    return services
+
+
+def _mount_oauth(app: Flask, services: AppServices) -> None:
+    """The OAuth endpoints (token, introspection, revocation, metadata, keys) and their caches."""
+    from .oauth.access import ClientAccessCache
+    from .oauth.assertions import ClientKeyCache
+    from .oauth.federation import TrustedIssuerCache
+    from .oauth.server import AuthServer, OAuthCaches
+    from .oauth.views import bp as oauth_bp
+
+    key_fetcher = services.key_fetcher
     caches = OAuthCaches(client_keys=ClientKeyCache(key_fetcher), client_access=ClientAccessCache(),
                          trusted_issuers=TrustedIssuerCache(key_fetcher))
     app.extensions["authserver.oauth"] = AuthServer(services, caches)
@@ -282,11 +297,11 @@ def _bearer_matches(authorization: str, expected: bytes) -> bool:
 def _register_error_handlers(app: Flask) -> None:
     from werkzeug.exceptions import HTTPException
 
-    from .oauth.views import oauth_error_for_status
-
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):
         if request.path.startswith("/oauth/") or request.path.startswith("/.well-known/"):
+            from .oauth.views import oauth_error_for_status  # the door's own module: loaded when serving
+
             return oauth_error_for_status(exc.code or 400)
         if request.path.startswith("/api/"):
             from .api.problems import from_http_error  # problem+json that keeps headers such as Allow

@@ -49,11 +49,11 @@ def fail(message: str, code: int) -> None:
     sys.exit(code)
 
 
-def make_app(*, console_and_api: bool = False):
+def make_app(*, serving: bool = False):
     from .. import create_app
 
     try:
-        return create_app(console_and_api=console_and_api)
+        return create_app(serving=serving)
     except ConfigError as exc:
         fail(str(exc), EXIT_INVALID)
 

@@ -49,7 +49,7 @@ def serve(host: str, port: int, workers: int | None, as_json: bool):
     # the directory must be named before, and exist, or the workers would each count alone.
     metrics_dir = _metrics_directory(port)
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
-    app = make_app(console_and_api=True)
+    app = make_app(serving=True)
     with app.app_context():
         initialise()
         settings = app.extensions["authserver.settings"]

@@ -462,7 +462,8 @@ def test_console_script_stdout_carries_only_json(tmp_path):
     assert refused.stderr.strip().startswith("error:")
 
 
-_HEAVY_FOR_A_COMMAND = ("alembic", "flask_migrate", "redis", "authserver.api", "authserver.console")
+_HEAVY_FOR_A_COMMAND = ("alembic", "flask_migrate", "redis", "authserver.api", "authserver.console",
+                        "authserver.oauth.server", "authserver.oauth.views", "authserver.oauth.federation")
 _MODULES_AFTER = """
 import json, sys
 from authserver.cli import main
@@ -480,9 +481,10 @@ def _modules_loaded_by(instance: Path, *args) -> tuple[subprocess.CompletedProce
     return done, set(json.loads(done.stderr.strip().splitlines()[-1]))
 
 
-def test_a_command_loads_neither_migrations_nor_redis_nor_the_console_and_api_unless_it_needs_them(instance):
+def test_a_command_loads_neither_migrations_nor_redis_nor_the_doors_unless_it_needs_them(instance):
     """A command's start-up is mostly imports: everyday commands leave out Alembic, the redis client
-    and the console and management API's modules; `init` (migrations) still loads Alembic."""
+    and the doors' modules (the OAuth endpoints, the console, the management API); `init` (migrations)
+    still loads Alembic."""
     done, modules = _modules_loaded_by(instance, "org", "create", "Acme", "--json")
     assert done.returncode == 0, done.stderr[-500:]
     assert json.loads(done.stdout)["org_id"]
