@@ -76,7 +76,7 @@ def _private_sqlite_file(database_url: str) -> None:
 def create_app(overrides: dict | None = None, *, serving: bool = True) -> Flask:
     """The application. `serving=False` leaves out its doors — the OAuth endpoints, the console and the
     management API — and keeps its services (the commands' application: it answers no HTTP requests, and
-    importing the doors costs about a fifth of a second per command)."""
+    importing the doors costs over a tenth of a second per command)."""
     settings = load_settings(overrides)
     make_instance_directory(settings.instance_path)
     if settings.database_url.startswith("sqlite"):
