@@ -124,7 +124,7 @@ def screenshot_name(width: int, number: int, where: str) -> str:
 
 
 @pytest.mark.parametrize("viewport", [PHONE, DESKTOP], ids=["phone-390", "desktop-1280"])
-def test_every_console_page_fits_a_phone_and_a_desktop(live_server, tmp_path, viewport):
+def test_every_console_page_fits_the_width(live_server, tmp_path, viewport):
     assert CHROMIUM.exists(), (
         f"Chromium is required for the browser tests: {CHROMIUM} is missing (apt-get install -y chromium)"
     )
