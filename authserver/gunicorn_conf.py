@@ -8,14 +8,14 @@ _settings = load_settings()  # the settings are the one way configuration enters
 
 bind = "127.0.0.1:8000"
 workers = _settings.workers or min(multiprocessing.cpu_count() * 2, 8)
-# AUTHSERVER_WORKER_CLASS: sync (the default: the lowest tail latency, for a server behind a proxy that
-# buffers requests) or gevent (idle or slowly-sending connections wait in greenlets, so hundreds of
-# them do not stop others being served; a longer tail under load): bench/slowclients/README.md.
-# With gevent, keepalive also bounds how long a request head may take.
-# sync is gunicorn's sync worker that closes an answered connection at once when the client has nothing more
-# to send, instead of waiting up to 2 s for the client to close first (authserver/sync_worker.py).
-worker_class = {"sync": "authserver.sync_worker.PromptCloseSyncWorker"}.get(_settings.worker_class,
-                                                                            _settings.worker_class)
+# AUTHSERVER_WORKER_CLASS: sync (the default: one request at a time per worker, connections kept alive,
+# the lowest tail latency; for a server behind a proxy that buffers requests) or gevent (slowly-sending
+# connections wait in greenlets, so hundreds of them do not stop others being served; a longer tail under
+# load): bench/slowclients/README.md. With gevent, keepalive also bounds how long a request head may take.
+# sync is gunicorn's threaded worker serving on its own thread (authserver/sync_worker.py): answered and
+# silent connections wait in its poller for up to keepalive seconds, at most worker_connections of them.
+worker_class = {"sync": "authserver.sync_worker.KeepAliveSyncWorker"}.get(_settings.worker_class,
+                                                                          _settings.worker_class)
 worker_connections = 1000
 timeout = 30
 graceful_timeout = 20

@@ -1,22 +1,33 @@
-"""gunicorn's sync worker, closing an answered connection at once when the client has nothing more to send.
+"""The `sync` worker of `authserver serve`: one request at a time, connections kept alive.
 
-gunicorn's sync worker serves one request per connection, then closes it gracefully (RFC 9112 §9.6):
-it half-closes and reads until the client closes its side, for up to two seconds, so that unread request
-bytes cannot make the kernel answer with a reset that destroys the response in flight. When the client
-has sent everything — the usual case — there is nothing to protect, yet the worker, which serves nothing
-else meanwhile, waits for the client's FIN: a round trip through the client's event loop under load, and
-two whole seconds for a client that reads its answer and keeps the connection open. A client doing that
-once per worker every two seconds would stop the server.
+gunicorn's own sync worker answers one request per connection and closes it, so every request pays a
+new TCP connection (two more round trips, the kernel's work at both ends); clients that keep
+connections alive (requests.Session, httpx, nginx with upstream keep-alive) cannot. Its close is also
+graceful (RFC 9112 §9.6): it half-closes and reads until the client closes its side, for up to two
+seconds, and serves nothing else meanwhile — a client that reads its answer and keeps the connection
+open held the worker that long.
 
-This worker looks first, without waiting: when nothing is left unread on the connection after a
-complete answer (the request and its body were read whole, no pipelined request follows), it closes at
-once, as nginx's `lingering_close auto` does; otherwise — unread bytes, an error, TLS — gunicorn's own
-graceful close runs as before. Everything else is gunicorn's sync worker."""
+`KeepAliveSyncWorker` is gunicorn's threaded worker — its poller, keep-alive bookkeeping (`keepalive`
+seconds idle), connection limit (`worker_connections`) and graceful stop — with the thread pool taken
+out: the main loop serves a readable connection itself, so a request costs no hand-over between
+threads, and a connection that is open but silent (kept alive, or accepted before its request
+arrived) waits in the poller, not in the worker. A client that stops in the middle of its request
+still holds the worker until it goes on or the worker times out, as with gunicorn's sync worker: a
+buffering proxy in front, or the gevent worker, is the answer to slow senders.
+
+An answered connection that is to be closed (the client asked, the server is stopping or draining)
+is closed at once when the client has nothing unread on it, as nginx's `lingering_close auto` does;
+otherwise — unread bytes, an error, TLS — gunicorn's graceful close runs."""
 from __future__ import annotations
 
+import errno
 import socket
+from collections import deque
+from typing import Any
 
-from gunicorn.workers.sync import SyncWorker
+from gunicorn.workers.gthread import _DEFER, TConn, ThreadWorker
+
+from authserver import lifecycle
 
 
 def close_if_nothing_unread(sock: socket.socket) -> None:
@@ -34,12 +45,78 @@ def close_if_nothing_unread(sock: socket.socket) -> None:
     sock.close()
 
 
-class PromptCloseSyncWorker(SyncWorker):
-    """gunicorn's sync worker; an answered connection with nothing unread is closed without lingering.
+def has_unread(sock: socket.socket) -> bool:
+    """Whether the client has sent something not yet read (or the connection already ended), without waiting."""
+    try:
+        sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)  # a byte, or b"" at the client's end
+    except BlockingIOError:
+        return False
+    except OSError:  # reset: serving the connection reads the end and closes it
+        return True
+    return True
 
-    gunicorn's graceful close then finds the socket closed and does nothing more (its half-close of a closed
-    socket fails, which it treats as nothing to drain)."""
 
-    def handle_request(self, listener, req, client, addr):
-        super().handle_request(listener, req, client, addr)
-        close_if_nothing_unread(client)
+class _Served:
+    """A request served on the worker's own thread, shaped as the future gunicorn's threaded worker expects."""
+
+    __slots__ = ("_keep",)
+
+    def __init__(self, keep: object) -> None:
+        self._keep = keep
+
+    def cancelled(self) -> bool:
+        return False
+
+    def result(self) -> object:
+        return self._keep
+
+
+class _Connection(TConn):
+    """gunicorn's connection of the threaded worker, closed at once when the client has nothing unread."""
+
+    def close(self, graceful: bool = False) -> None:
+        if graceful:
+            close_if_nothing_unread(self.sock)
+        super().close(graceful)  # on a socket closed above: nothing more to do
+
+
+class KeepAliveSyncWorker(ThreadWorker):
+    """Serves one request at a time on its own thread and keeps answered connections alive (module docstring)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._ready: deque[_Connection] = deque()
+        self._serving = False
+
+    def accept(self, listener: socket.socket) -> None:
+        try:
+            client, addr = listener.accept()
+        except OSError as e:  # another worker took it, or the client gave up already
+            if e.errno not in (errno.EAGAIN, errno.ECONNABORTED, errno.EWOULDBLOCK):
+                raise
+            return
+        self.nr_conns += 1
+        conn = _Connection(self.cfg, client, addr, listener.getsockname())
+        if has_unread(client):  # the request is here already (the usual case): serve it now
+            conn.data_ready = True
+            self.enqueue_req(conn)
+        else:  # wait in the poller, up to the keep-alive time, for the request to begin
+            self.finish_request(conn, _Served(_DEFER))
+
+    def enqueue_req(self, conn: _Connection) -> None:
+        """Serve the connection's request now; a request read ahead behind it is served next, in this loop."""
+        self._ready.append(conn)
+        if self._serving:  # called from finish_request below: the loop serves it, no recursion
+            return
+        self._serving = True
+        try:
+            while self._ready:
+                ready = self._ready.popleft()
+                self.finish_request(ready, _Served(self.handle(ready)))
+        finally:
+            self._serving = False
+
+    def handle_request(self, req: Any, conn: Any) -> bool:
+        if lifecycle.draining():  # going away: each answer tells its client to take its next request elsewhere
+            req.must_close = True
+        return bool(super().handle_request(req, conn))

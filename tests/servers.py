@@ -123,6 +123,17 @@ def connected_ports(pid: int) -> list[int]:
     return ports
 
 
+def peers_of_port(port: int) -> set[int]:
+    """The remote ports of the established TCP connections to local port `port` (from /proc)."""
+    peers = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            if fields[3] == "01" and int(fields[1].rsplit(":", 1)[1], 16) == port:
+                peers.add(int(fields[2].rsplit(":", 1)[1], 16))
+    return peers
+
+
 def open_files(pid: int) -> list[str]:
     """The paths of the files process `pid` holds open."""
     return [target for target in _fd_targets(pid) if target.startswith("/")]

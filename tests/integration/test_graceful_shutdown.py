@@ -38,12 +38,17 @@ def setup(tmp_path):
     return {**made, "env": env, "port": port, "issuer": issuer, "db": tmp_path / "instance" / "authserver.db"}
 
 
-def test_sigterm_under_load_answers_every_request_sent_before_it(setup):
+@pytest.mark.parametrize("connections", ["new per request", "kept alive"])
+def test_sigterm_under_load_answers_every_request_sent_before_it(setup, connections):
+    """Clients on fresh connections, or each on a connection it keeps alive (requests.Session): while the
+    server drains, its answers say `Connection: close`, so no client sends on a connection the server closes."""
     results: list[tuple[float, object]] = []  # (time the request was sent, status code or exception name)
+    closing: list[tuple[float, str]] = []  # (time sent, the answer's Connection header)
     stop = threading.Event()
     lock = threading.Lock()
 
     def load():
+        http = requests.Session() if connections == "kept alive" else requests
         while not stop.is_set():
             now = int(time.time())
             assertion = jwt.encode(
@@ -61,10 +66,12 @@ def test_sigterm_under_load_answers_every_request_sent_before_it(setup):
             )
             sent = time.monotonic()
             try:
-                response = requests.post(f"http://127.0.0.1:{setup['port']}/oauth/token",
-                                         data={"grant_type": JWT_BEARER, "assertion": assertion},
-                                         auth=(setup["client"], setup["secret"]), timeout=30)
+                response = http.post(f"http://127.0.0.1:{setup['port']}/oauth/token",
+                                     data={"grant_type": JWT_BEARER, "assertion": assertion},
+                                     auth=(setup["client"], setup["secret"]), timeout=30)
                 outcome = (response.status_code, response.json().get("access_token"))
+                with lock:
+                    closing.append((sent, response.headers.get("Connection", "")))
             except requests.RequestException as exc:
                 outcome = (type(exc).__name__, None)
             with lock:
@@ -102,6 +109,9 @@ def test_sigterm_under_load_answers_every_request_sent_before_it(setup):
     assert len(before) > 10 and len(during) > 10, (len(before), len(during))
     failed = [o for o in before + during if o[0] != 200]
     assert failed == [], failed[:5]
+    if connections == "kept alive":
+        assert {c for sent, c in closing if sent < signalled - 0.2} == {"keep-alive"}
+        assert {c for sent, c in closing if signalled + 0.3 < sent} == {"close"}
     # Nothing lost: every delivered token has its record.
     delivered = [o[1] for _, o in results if o[0] == 200]
     with sqlite3.connect(setup["db"]) as conn:

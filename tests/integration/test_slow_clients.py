@@ -1,6 +1,7 @@
 """Hundreds of idle and slowly-sending connections do not stop a live server serving others."""
 from __future__ import annotations
 
+import re
 import socket
 import threading
 import time
@@ -115,31 +116,85 @@ def test_gevent_workers_on_postgresql_serve_more_concurrent_requests_than_the_po
     assert elapsed < 60, elapsed  # no request waited out a pool timeout (30 s)
 
 
-def read_until_closed(sock: socket.socket) -> bytes:
-    """Everything the server sends until it closes the connection (a reset raises)."""
+def read_answer(sock: socket.socket) -> tuple[bytes, dict[str, str]]:
+    """One HTTP/1.1 answer with a Content-Length from `sock`: its status line and headers (lower-cased names)."""
     received = b""
-    while chunk := sock.recv(65536):
+    while b"\r\n\r\n" not in received:
+        chunk = sock.recv(65536)
+        assert chunk, f"the server closed the connection after {received!r}"
         received += chunk
-    return received
+    head, _, body = received.partition(b"\r\n\r\n")
+    status, *lines = head.decode("latin-1").split("\r\n")
+    headers = {name.strip().lower(): value.strip() for name, _, value in (line.partition(":") for line in lines)}
+    while len(body) < int(headers["content-length"]):
+        chunk = sock.recv(65536)
+        assert chunk, "the server closed the connection in the middle of an answer"
+        body += chunk
+    assert len(body) == int(headers["content-length"]), "more bytes than one answer"
+    return status.encode(), headers
 
 
-def test_a_sync_worker_is_free_once_its_answer_is_sent(tmp_path):
-    """A client that reads its answer and keeps the connection open does not hold the sync worker: gunicorn's
-    own close waits up to 2 s for such a client to close first, so three of them would have kept the only
-    worker from a fourth request for 6 s."""
+HEALTH = b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+
+
+def test_a_sync_worker_serves_others_while_connections_stay_open(tmp_path):
+    """With one sync worker: three connections that sent nothing yet and three kept alive after their answer
+    hold nothing — a fourth client is answered at once — and each kept-alive connection serves its next
+    request. gunicorn's own sync worker reads a silent connection until it times out (30 s), and closes a
+    connection after each answer, waiting up to 2 s for the client to close first."""
     port = free_port()
     env = server_env(tmp_path / "instance", f"http://127.0.0.1:{port}")
     setup_cli(env, "init")
     with running_server(env, port, workers=1) as base:
-        holders = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(3)]
+        silent = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(3)]
+        kept = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(3)]
         try:
             started = time.monotonic()
-            for sock in holders:  # each reads its answer and the server's close, and keeps its own side open
-                sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
-                assert read_until_closed(sock).startswith(b"HTTP/1.1 200 ")
+            for sock in kept:
+                sock.sendall(HEALTH)
+                status, headers = read_answer(sock)
+                assert status.startswith(b"HTTP/1.1 200 ") and headers["connection"] == "keep-alive"
             assert requests.get(base + "/healthz", timeout=10).status_code == 200
             elapsed = time.monotonic() - started
+            for sock in kept:  # the same connections, a second request each
+                sock.sendall(HEALTH)
+                assert read_answer(sock)[0].startswith(b"HTTP/1.1 200 ")
+            silent[0].sendall(HEALTH)  # a connection silent until now is served when its request comes
+            assert read_answer(silent[0])[0].startswith(b"HTTP/1.1 200 ")
         finally:
-            for sock in holders:
+            for sock in silent + kept:
                 sock.close()
-    assert elapsed < 2, f"the worker waited for clients that keep their connection open ({elapsed:.1f} s)"
+    assert elapsed < 2, f"the worker waited on open connections ({elapsed:.1f} s)"
+
+
+def test_pipelined_requests_are_all_answered_in_order(tmp_path):
+    port = free_port()
+    env = server_env(tmp_path / "instance", f"http://127.0.0.1:{port}")
+    setup_cli(env, "init")
+    with running_server(env, port, workers=1):
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+            sock.sendall(HEALTH + b"GET /readyz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+                         + b"GET /nowhere HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+            received = b""
+            while chunk := sock.recv(65536):  # the third asked the server to close after its answer
+                received += chunk
+    statuses = re.findall(rb"HTTP/1\.1 \d{3} [A-Z ]+(?=\r\n)", received)
+    assert statuses == [b"HTTP/1.1 200 OK", b"HTTP/1.1 200 OK", b"HTTP/1.1 404 NOT FOUND"], received[:600]
+    assert b'"status":"ready"' in received or b'"status": "ready"' in received
+
+
+def test_idle_connections_are_closed_after_the_keepalive_time(tmp_path):
+    """A kept-alive or silent connection costs the server a file descriptor only until `keepalive` (here 1 s)."""
+    port = free_port()
+    env = server_env(tmp_path / "instance", f"http://127.0.0.1:{port}", GUNICORN_CMD_ARGS="--keep-alive 1")
+    setup_cli(env, "init")
+    with running_server(env, port, workers=1):
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as kept, \
+                socket.create_connection(("127.0.0.1", port), timeout=10) as silent:
+            kept.sendall(HEALTH)
+            assert read_answer(kept)[0].startswith(b"HTTP/1.1 200 ")
+            started = time.monotonic()
+            assert kept.recv(1) == b""  # the server's FIN, not a reset and not the 10 s client timeout
+            assert silent.recv(1) == b""
+            elapsed = time.monotonic() - started
+    assert 0.5 < elapsed < 4, elapsed

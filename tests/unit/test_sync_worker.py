@@ -1,5 +1,6 @@
 """When the sync worker closes an answered connection at once, and when it leaves it to gunicorn's graceful
-close (authserver/sync_worker.py), on real connected sockets."""
+close; when it serves a connection at once and when it leaves it to wait in its poller
+(authserver/sync_worker.py), on real connected sockets."""
 from __future__ import annotations
 
 import socket
@@ -7,7 +8,7 @@ import ssl
 
 import pytest
 
-from authserver.sync_worker import close_if_nothing_unread
+from authserver.sync_worker import close_if_nothing_unread, has_unread
 
 
 @pytest.fixture
@@ -56,3 +57,15 @@ def test_a_tls_connection_is_left_to_gunicorn(connection):
     close_if_nothing_unread(wrapped)
     assert wrapped.fileno() != -1
     wrapped.close()
+
+
+def test_a_connection_is_served_at_once_only_when_its_client_has_sent_something_or_gone(connection):
+    server, client = connection
+    assert has_unread(server) is False  # connected, nothing sent yet: it waits in the poller
+    client.sendall(b"GET / HTTP/1.1\r\n")
+    server.settimeout(5)
+    assert server.recv(1, socket.MSG_PEEK) == b"G"
+    assert has_unread(server) is True
+    assert server.recv(1024) == b"GET / HTTP/1.1\r\n"  # the look consumed nothing
+    client.close()
+    assert has_unread(server) is True  # the end of the connection is served (and closed) at once too
