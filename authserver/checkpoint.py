@@ -7,8 +7,8 @@ lock, 10–20 ms in which that request and every other worker's writer wait (ben
 checkpoints off the request path").
 
 A sync worker of `authserver serve` therefore checkpoints from a thread of its own, on a connection of
-its own, whenever the log has grown past CHECKPOINT_BYTES (looked at every POLL_SECONDS), and its
-request connections checkpoint only past COMMIT_CHECKPOINT_PAGES — a limit only a stopped thread lets
+its own, every POLL_SECONDS while the log is being written (its modification time moved), and its
+request connections checkpoint only past COMMIT_CHECKPOINT_PAGES — a bound only a stopped thread lets
 the log reach. The thread's checkpoints are PASSIVE: they never wait for readers or writers, and the
 writers never wait for them. Commands, tests and other processes keep SQLite's default."""
 from __future__ import annotations
@@ -20,8 +20,7 @@ import threading
 
 from sqlalchemy.engine import make_url
 
-POLL_SECONDS = 0.05
-CHECKPOINT_BYTES = 1024 * 1024  # about 250 pages of 4 KiB: a copy that takes a millisecond or two
+POLL_SECONDS = 0.1  # at a thousand tokens a second, about 900 pages (3.6 MB) to copy each time
 COMMIT_CHECKPOINT_PAGES = 20_000  # about 80 MB: the log's bound should the thread stop
 
 _log = logging.getLogger(__name__)
@@ -52,12 +51,15 @@ def _run(path: str, stop: threading.Event) -> None:
     wal = path + "-wal"
     conn: sqlite3.Connection | None = None
     failing = False
+    copied_up_to: int | None = None  # the log's modification time when last checkpointed
     while not stop.wait(POLL_SECONDS):
         try:
-            if os.stat(wal).st_size < CHECKPOINT_BYTES:
-                continue
+            written = os.stat(wal).st_mtime_ns
         except FileNotFoundError:  # no log yet (or the last connection closed and removed it)
             continue
+        if written == copied_up_to:  # nothing committed since: idle
+            continue
+        copied_up_to = written  # taken before the copy: a commit during it is copied next time
         try:
             if conn is None:
                 conn = sqlite3.connect(path, timeout=0, isolation_level=None, check_same_thread=False)
