@@ -11,7 +11,6 @@ from flask import Flask, Response, g, json, request
 from flask.sessions import SecureCookieSessionInterface
 from sqlalchemy import event, text
 
-from . import checkpoint
 from .config import MIGRATIONS_DIR, Settings, load_settings, make_instance_directory
 from .extensions import csrf, db, init_migrations
 
@@ -39,8 +38,6 @@ def _sqlite_pragmas(dbapi_connection, connection_record):
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=10000")
-    # A serving worker checkpoints from a thread instead, off the request path (authserver/checkpoint.py).
-    cursor.execute(f"PRAGMA wal_autocheckpoint={checkpoint.commit_checkpoint_pages}")
     cursor.close()
 
 

@@ -93,14 +93,6 @@ def on_starting(server):
 def post_fork(server, worker):
     # A worker whose master is killed (SIGKILL) stops at once instead of at its next timeout check.
     _die_with_parent()
-    # SQLite: a sync worker checkpoints the WAL from a thread of its own, not inside token requests'
-    # commits. Started before the worker's application opens a connection. (gevent workers keep SQLite's
-    # default: a thread started before gevent patches the worker would not mix with its hub.)
-    from authserver import checkpoint
-
-    path = checkpoint.database_file(_settings.database_url)
-    if path is not None and _settings.worker_class == "sync":
-        checkpoint.start(path)
 
 
 def when_ready(server):
