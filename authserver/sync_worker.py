@@ -77,7 +77,9 @@ class _Connection(TConn):
     def close(self, graceful: bool = False) -> None:
         if graceful:
             close_if_nothing_unread(self.sock)
-        super().close(graceful)  # on a socket closed above: nothing more to do
+            if self.sock.fileno() == -1:  # closed above; gunicorn's close would fail on it (and the worker
+                return  # would then count the connection as closed twice)
+        super().close(graceful)
 
 
 class KeepAliveSyncWorker(ThreadWorker):

@@ -138,18 +138,26 @@ HEALTH = b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
 
 
 def test_a_sync_worker_serves_others_while_connections_stay_open(tmp_path):
-    """With one sync worker: three connections that sent nothing yet and three kept alive after their answer
-    hold nothing — a fourth client is answered at once — and each kept-alive connection serves its next
-    request. gunicorn's own sync worker reads a silent connection until it times out (30 s), and closes a
-    connection after each answer, waiting up to 2 s for the client to close first."""
+    """With one sync worker: three connections that sent nothing yet, three kept alive after their answer
+    and one closed at its client's request hold nothing — another client is answered at once — and each
+    kept-alive connection serves its next request. gunicorn's own sync worker reads a silent connection
+    until it times out (30 s), and closes a connection after each answer, waiting up to 2 s for the client
+    to close first."""
     port = free_port()
     env = server_env(tmp_path / "instance", f"http://127.0.0.1:{port}")
     setup_cli(env, "init")
     with running_server(env, port, workers=1) as base:
         silent = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(3)]
         kept = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(3)]
+        closing = socket.create_connection(("127.0.0.1", port), timeout=10)
         try:
             started = time.monotonic()
+            # A client that asks to close and keeps its own side open: the server closes at once, where
+            # gunicorn's own close waits up to 2 s for the client to close first.
+            closing.sendall(HEALTH.replace(b"\r\n\r\n", b"\r\nConnection: close\r\n\r\n"))
+            status, headers = read_answer(closing)
+            assert status.startswith(b"HTTP/1.1 200 ") and headers["connection"] == "close"
+            assert closing.recv(1) == b""  # the server's FIN
             for sock in kept:
                 sock.sendall(HEALTH)
                 status, headers = read_answer(sock)
@@ -162,7 +170,7 @@ def test_a_sync_worker_serves_others_while_connections_stay_open(tmp_path):
             silent[0].sendall(HEALTH)  # a connection silent until now is served when its request comes
             assert read_answer(silent[0])[0].startswith(b"HTTP/1.1 200 ")
         finally:
-            for sock in silent + kept:
+            for sock in [*silent, *kept, closing]:
                 sock.close()
     assert elapsed < 2, f"the worker waited on open connections ({elapsed:.1f} s)"
 

@@ -3,12 +3,15 @@ close; when it serves a connection at once and when it leaves it to wait in its 
 (authserver/sync_worker.py), on real connected sockets."""
 from __future__ import annotations
 
+import logging
+import os
 import socket
 import ssl
 
 import pytest
+from gunicorn.config import Config
 
-from authserver.sync_worker import close_if_nothing_unread, has_unread
+from authserver.sync_worker import KeepAliveSyncWorker, _Connection, _Served, close_if_nothing_unread, has_unread
 
 
 @pytest.fixture
@@ -69,3 +72,18 @@ def test_a_connection_is_served_at_once_only_when_its_client_has_sent_something_
     assert server.recv(1024) == b"GET / HTTP/1.1\r\n"  # the look consumed nothing
     client.close()
     assert has_unread(server) is True  # the end of the connection is served (and closed) at once too
+
+
+def test_an_answered_connection_to_close_is_closed_once_and_counted_once(connection):
+    """The worker's count of open connections (its limit, and what a graceful stop waits for) drops by one
+    when it closes an answered connection that has nothing unread."""
+    server, client = connection
+    worker = KeepAliveSyncWorker(age=1, ppid=os.getpid(), sockets=[], app=None, timeout=30, cfg=Config(),
+                                 log=logging.getLogger("test"))
+    worker.nr_conns = 1
+    conn = _Connection(worker.cfg, server, ("127.0.0.1", 1), ("127.0.0.1", 2))
+    worker.finish_request(conn, _Served(False))  # the answer asked to close
+    assert server.fileno() == -1
+    assert worker.nr_conns == 0
+    client.settimeout(5)
+    assert client.recv(1) == b""  # a clean end, no reset
