@@ -11,6 +11,7 @@ from flask import Flask, Response, g, json, request
 from flask.sessions import SecureCookieSessionInterface
 from sqlalchemy import event, text
 
+from . import checkpoint
 from .config import MIGRATIONS_DIR, Settings, load_settings, make_instance_directory
 from .extensions import csrf, db, init_migrations
 
@@ -38,6 +39,8 @@ def _sqlite_pragmas(dbapi_connection, connection_record):
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=10000")
+    # A serving worker checkpoints from a thread instead, off the request path (authserver/checkpoint.py).
+    cursor.execute(f"PRAGMA wal_autocheckpoint={checkpoint.commit_checkpoint_pages}")
     cursor.close()
 
 

@@ -93,6 +93,24 @@ def on_starting(server):
 def post_fork(server, worker):
     # A worker whose master is killed (SIGKILL) stops at once instead of at its next timeout check.
     _die_with_parent()
+    # SQLite: a sync worker checkpoints the WAL from a thread of its own, not inside token requests'
+    # commits. Started before the worker's application opens a connection. (gevent workers keep SQLite's
+    # default: a thread started before gevent patches the worker would not mix with its hub.)
+    from authserver import checkpoint
+
+    path = checkpoint.database_file(_settings.database_url)
+    if path is not None and _settings.worker_class == "sync":
+        checkpoint.start(path)
+
+
+def post_worker_init(worker):
+    # The worker's application is made: its modules, configuration and caches live as long as the worker.
+    # Moved out of the garbage collector's sight, a full collection no longer walks them all: under load it
+    # took 80-110 ms, a stall of every request waiting on that worker, and of the other workers' writers
+    # when it struck inside the write lock (bench/README.md, "Garbage collection pauses").
+    import gc
+
+    gc.freeze()
 
 
 def when_ready(server):

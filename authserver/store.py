@@ -222,6 +222,14 @@ def write_section() -> Iterator[None]:
     if not path or path == ":memory:":
         yield
         return
+    with sqlite_write_lock(path):
+        yield
+
+
+@contextmanager
+def sqlite_write_lock(path: str) -> Iterator[None]:
+    """The write lock of the SQLite file at `path` that write_section() holds, for the threads and
+    processes that write to it outside a request (authserver/checkpoint.py)."""
     key = (path, os.getpid())  # a forked worker opens its own descriptor: flock locks are per descriptor
     fd = _lock_files.get(key)
     if fd is None:

@@ -15,8 +15,8 @@ PACKAGE_DIR = Path(__file__).resolve().parents[2] / PACKAGE
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("foundation", ("clock", "config", "errors", "extensions", "models", "crypto", "outages", "lifecycle",
                     "logging_setup", "observability", "circuit")),
-    ("storage and tokens", ("store", "token_store", "replay", "ratelimit", "keyfetch", "last_used", "access_tokens",
-                            "checks")),
+    ("storage and tokens", ("store", "checkpoint", "token_store", "replay", "ratelimit", "keyfetch", "last_used",
+                            "access_tokens", "checks")),
     ("services", ("services",)),
     ("doors", ("oauth", "api", "console", "web")),
     ("app factory", ("",)),  # authserver/__init__.py: create_app
