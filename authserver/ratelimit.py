@@ -96,8 +96,18 @@ class RateCounters(Protocol):
     def purge(self) -> int:
         """Delete expired windows; how many went."""
 
+    def window(self, key: str, limit: int) -> token_store.Window | None:
+        """The current window of `key` when the database counts it, for a caller that counts the event
+        together with its own writes (token_store.record_token); None otherwise (Redis, or no limit)."""
+
 
 class DatabaseRateLimiter:
+    def window(self, key: str, limit: int) -> token_store.Window | None:
+        if limit <= 0:
+            return None
+        bucket, expires_at = _bucket(key, clock.now())
+        return token_store.Window(bucket, expires_at, limit)
+
     def exceeded(self, key: str, limit: int) -> RateDecision:
         """Whether the current window already holds more than `limit` events (counts nothing)."""
         if limit <= 0:
@@ -171,6 +181,9 @@ class RedisRateLimiter:
     def purge(self) -> int:
         return 0
 
+    def window(self, key: str, limit: int) -> token_store.Window | None:
+        return None  # counted in Redis, not with the database's writes
+
 
 class RateLimits:
     """The server's one rate limiter: its named policies over the deployment's counters."""
@@ -183,6 +196,16 @@ class RateLimits:
         """Count one event of `subject` under `policy`; refused once the window holds more than the limit.
         With commit=False (database counters) the count joins the request's transaction."""
         return self.counters.hit(policy.key(subject), policy.limit, commit=commit)
+
+    def window_in_database(self, policy: RatePolicy, subject: str) -> token_store.Window | None:
+        """The window of `subject` under `policy` when the database counts it, so the caller counts the
+        event with its own writes and then asks `decide`; None when hit() must count it (Redis, no limit)."""
+        return self.counters.window(policy.key(subject), policy.limit)
+
+    @staticmethod
+    def decide(window: token_store.Window, count: int) -> RateDecision:
+        """The decision on an event counted in `window`, which then holds `count` events."""
+        return ALLOWED if count <= window.limit else RateDecision(False, window.expires_at - clock.now())
 
     def used_up(self, policy: RatePolicy, subject: str) -> RateDecision:
         """Refused when the window already holds `limit` events, so one more would exceed it (counts nothing)."""

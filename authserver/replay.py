@@ -25,6 +25,10 @@ class ReplayCacheUnavailable(Exception):
 
 
 class ReplayCache(Protocol):
+    # True: a jti is recorded by a row in the token's own transaction, so the token's writes may record it
+    # themselves (token_store.record_token) instead of remember().
+    in_database: bool
+
     def remember(self, client_id: str, jti: str, expires_at: int) -> None:
         """Record the jti as used; AssertionReplayed if it already was, ReplayCacheUnavailable if
         the cache cannot answer."""
@@ -37,6 +41,8 @@ class ReplayCache(Protocol):
 
 
 class DatabaseReplayCache:
+    in_database = True
+
     def remember(self, client_id: str, jti: str, expires_at: int) -> None:
         """Adds the jti to the request's transaction: it commits or rolls back with the token."""
         try:
@@ -58,6 +64,7 @@ class RedisReplayCache:
     between the two (or before the commit) leaves a pending mark that expires on its own, so the
     assertion can be sent again; docs/deployment.md gives the windows as measured."""
 
+    in_database = False
     PENDING = b"pending"
     USED = b"used"
 

@@ -165,6 +165,11 @@ def execute(prepared: Prepared, params: dict[str, Any]) -> Any:
     return cursor
 
 
+def dialect_name() -> str:
+    """The database of the request's connection ("sqlite", "postgresql"), taking one if it has none yet."""
+    return str(_connection()[1].name)
+
+
 def fetch_one(prepared: Prepared, params: dict[str, Any]) -> Any:
     cursor = execute(prepared, params)
     try:

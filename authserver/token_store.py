@@ -183,6 +183,107 @@ def insert_token(record: dict[str, Any]) -> None:
     store.run(_INSERT_TOKEN, record)
 
 
+class Window(NamedTuple):
+    """A rate-limit window counted in the database: its bucket, when it ends, the most events it admits."""
+
+    bucket: str
+    expires_at: int
+    limit: int
+
+
+class Recorded(NamedTuple):
+    counted: int | None  # the window's count after this token's event (None: no window given)
+    used: frozenset[str]  # the jtis recorded as used (a jti missing here was used already)
+    stored: bool  # the token record is inserted
+
+
+def record_token(record: dict[str, Any], window: Window | None, jtis: list[tuple[str, str, int]]) -> Recorded:
+    """The writes of one token, in the caller's transaction: count the event in `window`, use up each
+    (scope, jti, kept until) of `jtis`, insert the token record. The caller decides from the answer and
+    rolls back when it refuses: an exceeded window or a jti used already.
+
+    On PostgreSQL all of it is one statement (one round trip instead of one per write; a jti used already
+    is skipped, not an error). Elsewhere the writes run one by one and stop at the first refusal."""
+    if store.dialect_name() == "postgresql":
+        row = list(store.fetch_one(_recording(window is not None, len(jtis)), _recording_params(record, window, jtis)))
+        counted = row.pop(0) if window is not None else None
+        inserted = frozenset(row.pop(0) or ()) if jtis else frozenset()
+        return Recorded(counted, inserted, bool(row[0]))
+    counted = None
+    if window is not None:
+        counted = count_hit(window.bucket, window.expires_at)
+        if counted > window.limit:
+            return Recorded(counted, frozenset(), False)
+    used: set[str] = set()
+    for scope, jti, until in jtis:
+        try:
+            insert_used_jti(scope, jti, until)
+        except Duplicate:
+            return Recorded(counted, frozenset(used), False)
+        used.add(jti)
+    insert_token(record)
+    return Recorded(counted, frozenset(used), True)
+
+
+def _recording_statement(counted: bool, jtis: int) -> Any:
+    """PostgreSQL: the writes of record_token as data-modifying WITH queries of one SELECT, which answers
+    (the window's count, the jtis inserted, the token rows inserted)."""
+    from sqlalchemy.dialects import postgresql
+
+    columns: list[Any] = []
+    if counted:
+        counter = (
+            postgresql.insert(RateLimitCounter)
+            .values(bucket=bindparam("bucket"), count=1, expires_at=bindparam("bucket_expires_at"))
+            .on_conflict_do_update(index_elements=[RateLimitCounter.bucket],
+                                   set_={"count": RateLimitCounter.count + 1})
+            .returning(RateLimitCounter.count)
+            .cte("counted")
+        )
+        columns.append(select(counter.c.count).scalar_subquery())
+    if jtis:
+        used = (
+            postgresql.insert(UsedAssertion)
+            .values([{"client_id": bindparam(f"scope_{i}"), "jti": bindparam(f"jti_{i}"),
+                      "expires_at": bindparam(f"until_{i}")} for i in range(jtis)])
+            .on_conflict_do_nothing()
+            .returning(UsedAssertion.jti)
+            .cte("used")
+        )
+        columns.append(select(func.array_agg(used.c.jti)).scalar_subquery())
+    token = (
+        postgresql.insert(AccessToken)
+        .values({c.name: bindparam(c.name) for c in AccessToken.__table__.columns})
+        .returning(AccessToken.jti)
+        .cte("token")
+    )
+    columns.append(select(func.count()).select_from(token).scalar_subquery())
+    return select(*columns)
+
+
+_RECORDING: dict[tuple[bool, int], Prepared] = {}
+
+
+def _recording(counted: bool, jtis: int) -> Prepared:
+    prepared = _RECORDING.get((counted, jtis))
+    if prepared is None:  # built at first use: a handful of shapes (with or without a window, 0-2 jtis)
+        prepared = _RECORDING[(counted, jtis)] = Prepared(lambda _dialect: _recording_statement(counted, jtis))
+    return prepared
+
+
+def _recording_params(record: dict[str, Any], window: Window | None,
+                      jtis: list[tuple[str, str, int]]) -> dict[str, Any]:
+    params = dict(record)
+    if window is not None:
+        params["bucket"] = window.bucket
+        params["bucket_expires_at"] = window.expires_at
+    for i, (scope, jti, until) in enumerate(jtis):
+        params[f"scope_{i}"] = scope
+        params[f"jti_{i}"] = jti
+        params[f"until_{i}"] = until
+    return params
+
+
 def insert_used_jti(client_id: str, jti: str, expires_at: int) -> None:
     """Raises Duplicate when the client already used this jti (at once, or when a concurrent
     transaction inserting the same one commits first)."""

@@ -120,22 +120,36 @@ class TokenIssuance:
         elif order.jti is not None:
             used.append((order.issuer_id, trusted_issuer_replay_key(order.jti), jti_expires))
         deadline = settings.request_deadline_seconds
+        policy = self._limiter.policies.token_requests_per_client
         with store.write_section():
             remembered: list[tuple[str, str]] = []
             try:
-                decision = self._limiter.hit(self._limiter.policies.token_requests_per_client, order.client_id,
-                                             commit=False)
-                if not decision.allowed:
-                    raise TokenRateLimited(decision.retry_after)
-                for scope, key, until in used:  # the client assertion first: a replayed one fails authentication
-                    try:
-                        self._replay.remember(scope, key, until)
-                    except AssertionReplayed as exc:
+                # A window the database counts is counted by the token's own writes below; else (Redis) now.
+                window = self._limiter.window_in_database(policy, order.client_id)
+                if window is None:
+                    decision = self._limiter.hit(policy, order.client_id, commit=False)
+                    if not decision.allowed:
+                        raise TokenRateLimited(decision.retry_after)
+                recorded_here = used if self._replay.in_database else []
+                if not self._replay.in_database:
+                    for scope, key, until in used:  # the client assertion first: a replayed one fails authentication
+                        try:
+                            self._replay.remember(scope, key, until)
+                        except AssertionReplayed as exc:
+                            if key.startswith(CLIENT_ASSERTION_REPLAY_PREFIX):
+                                raise ClientAssertionReplayed(exc.in_progress_for) from None
+                            raise
+                        remembered.append((scope, key))
+                recorded = token_store.record_token(issued.record, window, recorded_here)
+                if window is not None:
+                    decision = self._limiter.decide(window, recorded.counted or 0)
+                    if not decision.allowed:
+                        raise TokenRateLimited(decision.retry_after)
+                for _, key, _ in recorded_here:  # in the same order: the client assertion's jti first
+                    if key not in recorded.used:
                         if key.startswith(CLIENT_ASSERTION_REPLAY_PREFIX):
-                            raise ClientAssertionReplayed(exc.in_progress_for) from None
-                        raise
-                    remembered.append((scope, key))
-                token_store.insert_token(issued.record)
+                            raise ClientAssertionReplayed()
+                        raise AssertionReplayed()
                 if deadline and started is not None and time.perf_counter() - started > deadline:
                     raise DeadlinePassed()
                 store.commit()
