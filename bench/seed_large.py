@@ -189,8 +189,7 @@ def seed(
         for i, a in enumerate(acc_ids)), n_orgs, log)
     _insert(engine, t["clients"], (
         {"client_id": c, "org_id": org_ids[i // CLIENTS_PER_ORG], "name": f"seed client {i}",
-         "description": "", "scope": "read write", "resource_server": False,
-         "created_at": now - 86400, "updated_at": now - 86400}
+         "description": "", "created_at": now - 86400, "updated_at": now - 86400}
         for i, c in enumerate(client_ids)), clients, log)
     if "client_secrets" in t:
         _insert(engine, t["client_secrets"], (

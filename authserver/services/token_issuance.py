@@ -130,16 +130,16 @@ class TokenIssuance:
                     decision = self._limiter.hit(policy, order.client_id, commit=False)
                     if not decision.allowed:
                         raise TokenRateLimited(decision.retry_after)
+                # jtis in the database are used up by the token's own writes below; elsewhere (Redis) now.
                 recorded_here = used if self._replay.in_database else []
-                if not self._replay.in_database:
-                    for scope, key, until in used:  # the client assertion first: a replayed one fails authentication
-                        try:
-                            self._replay.remember(scope, key, until)
-                        except AssertionReplayed as exc:
-                            if key.startswith(CLIENT_ASSERTION_REPLAY_PREFIX):
-                                raise ClientAssertionReplayed(exc.in_progress_for) from None
-                            raise
-                        remembered.append((scope, key))
+                for scope, key, until in ([] if self._replay.in_database else used):
+                    try:  # the client assertion first: a replayed one fails authentication
+                        self._replay.remember(scope, key, until)
+                    except AssertionReplayed as exc:
+                        if key.startswith(CLIENT_ASSERTION_REPLAY_PREFIX):
+                            raise ClientAssertionReplayed(exc.in_progress_for) from None
+                        raise
+                    remembered.append((scope, key))
                 recorded = token_store.record_token(issued.record, window, recorded_here)
                 if window is not None:
                     decision = self._limiter.decide(window, recorded.counted or 0)
@@ -155,8 +155,6 @@ class TokenIssuance:
                 store.commit()
             except BaseException as exc:
                 self._abandon(remembered)
-                if isinstance(exc, token_store.Duplicate):
-                    raise AssertionReplayed() from None
                 if isinstance(exc, store.integrity_error()):
                     # A concurrent request with the same jti committed first (database replay cache).
                     raise AssertionReplayed() from None
