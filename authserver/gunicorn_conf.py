@@ -107,7 +107,7 @@ def post_worker_init(worker):
     # The worker's application is made: its modules, configuration and caches live as long as the worker.
     # Moved out of the garbage collector's sight, a full collection no longer walks them all: under load it
     # took 80-110 ms, a stall of every request waiting on that worker, and of the other workers' writers
-    # when it struck inside the write lock (bench/README.md, "Garbage collection pauses").
+    # when it struck inside the write lock (bench/README.md, "... and garbage collection pauses").
     import gc
 
     gc.freeze()
