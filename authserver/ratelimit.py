@@ -87,7 +87,7 @@ class RatePolicies:
 class RateCounters(Protocol):
     """Where windows are counted: Redis or the database."""
 
-    def hit(self, key: str, limit: int, *, commit: bool = True) -> RateDecision:
+    def hit(self, key: str, limit: int) -> RateDecision:
         """Count one event; refused once the window holds more than `limit` events."""
 
     def exceeded(self, key: str, limit: int) -> RateDecision:
@@ -117,16 +117,15 @@ class DatabaseRateLimiter:
         count = token_store.count_read(bucket)
         return RateDecision(True) if count <= limit else RateDecision(False, expires_at - now)
 
-    def hit(self, key: str, limit: int, *, commit: bool = True) -> RateDecision:
+    def hit(self, key: str, limit: int) -> RateDecision:
         """Count one event; refuse once the window holds more than `limit` events.
-        With commit=False the count joins the request's transaction."""
+        The count commits at once (the token path counts with its own writes instead: window())."""
         if limit <= 0:
             return ALLOWED
         now = clock.now()
         bucket, expires_at = _bucket(key, now)
         count = token_store.count_hit(bucket, expires_at)
-        if commit:
-            store.commit()
+        store.commit()
         return RateDecision(True) if count <= limit else RateDecision(False, expires_at - now)
 
     def purge(self) -> int:
@@ -147,7 +146,7 @@ class RedisRateLimiter:
         self._circuit = circuit
         self._prefix = prefix
 
-    def hit(self, key: str, limit: int, *, commit: bool = True) -> RateDecision:
+    def hit(self, key: str, limit: int) -> RateDecision:
         import redis
 
         if limit <= 0:
@@ -192,10 +191,11 @@ class RateLimits:
         self.counters = counters
         self.policies = policies
 
-    def hit(self, policy: RatePolicy, subject: str, *, commit: bool = True) -> RateDecision:
+    def hit(self, policy: RatePolicy, subject: str) -> RateDecision:
         """Count one event of `subject` under `policy`; refused once the window holds more than the limit.
-        With commit=False (database counters) the count joins the request's transaction."""
-        return self.counters.hit(policy.key(subject), policy.limit, commit=commit)
+        Database counters commit the count at once: a transaction that must count with its own writes
+        asks window_in_database() instead."""
+        return self.counters.hit(policy.key(subject), policy.limit)
 
     def window_in_database(self, policy: RatePolicy, subject: str) -> token_store.Window | None:
         """The window of `subject` under `policy` when the database counts it, so the caller counts the

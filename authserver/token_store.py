@@ -194,7 +194,6 @@ class Window(NamedTuple):
 class Recorded(NamedTuple):
     counted: int | None  # the window's count after this token's event (None: no window given)
     used: frozenset[str]  # the jtis recorded as used (a jti missing here was used already)
-    stored: bool  # the token record is inserted
 
 
 def record_token(record: dict[str, Any], window: Window | None, jtis: list[tuple[str, str, int]]) -> Recorded:
@@ -208,21 +207,21 @@ def record_token(record: dict[str, Any], window: Window | None, jtis: list[tuple
         row = list(store.fetch_one(_recording(window is not None, len(jtis)), _recording_params(record, window, jtis)))
         counted = row.pop(0) if window is not None else None
         inserted = frozenset(row.pop(0) or ()) if jtis else frozenset()
-        return Recorded(counted, inserted, bool(row[0]))
+        return Recorded(counted, inserted)
     counted = None
     if window is not None:
         counted = count_hit(window.bucket, window.expires_at)
         if counted > window.limit:
-            return Recorded(counted, frozenset(), False)
+            return Recorded(counted, frozenset())
     used: set[str] = set()
     for scope, jti, until in jtis:
         try:
             insert_used_jti(scope, jti, until)
         except Duplicate:
-            return Recorded(counted, frozenset(used), False)
+            return Recorded(counted, frozenset(used))
         used.add(jti)
     insert_token(record)
-    return Recorded(counted, frozenset(used), True)
+    return Recorded(counted, frozenset(used))
 
 
 def _recording_statement(counted: bool, jtis: int) -> Any:
@@ -257,6 +256,7 @@ def _recording_statement(counted: bool, jtis: int) -> Any:
         .returning(AccessToken.jti)
         .cte("token")
     )
+    # Selected so the token's WITH query is part of the statement (a WITH query nothing names is left out).
     columns.append(select(func.count()).select_from(token).scalar_subquery())
     return select(*columns)
 

@@ -124,10 +124,11 @@ class TokenIssuance:
         with store.write_section():
             remembered: list[tuple[str, str]] = []
             try:
-                # A window the database counts is counted by the token's own writes below; else (Redis) now.
+                # A window the database counts is counted by the token's own writes below; else (Redis, or
+                # no limit: nothing written here) now.
                 window = self._limiter.window_in_database(policy, order.client_id)
                 if window is None:
-                    decision = self._limiter.hit(policy, order.client_id, commit=False)
+                    decision = self._limiter.hit(policy, order.client_id)
                     if not decision.allowed:
                         raise TokenRateLimited(decision.retry_after)
                 # jtis in the database are used up by the token's own writes below; elsewhere (Redis) now.

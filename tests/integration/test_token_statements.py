@@ -3,6 +3,7 @@ and stores the token record (token_store.record_token), where SQLite runs one st
 a request stores, and what it refuses, is the same on both."""
 from __future__ import annotations
 
+import jwt
 import pytest
 from sqlalchemy import func, select
 
@@ -68,3 +69,16 @@ def test_without_a_token_rate_limit_the_writes_still_use_up_the_jti(app, backend
     assert db.session.scalar(select(func.count()).select_from(AccessToken)) == 1
     assert db.session.scalar(select(func.count()).select_from(UsedAssertion)) == 1
     assert db.session.scalar(select(func.count()).select_from(RateLimitCounter)) == 0
+
+
+@pytest.mark.parametrize("app_settings", [{"rate_limit_token_requests_per_client": 2}])
+def test_a_request_over_the_rate_limit_stores_nothing_and_leaves_its_jti_unused(app, backend, http, tenant):
+    assertions = [tenant.assertion() for _ in range(3)]
+    answers = [http.post("/oauth/token", data=tenant.token_form(a), headers=tenant.auth()) for a in assertions]
+    assert [a.status_code for a in answers] == [200, 200, 429]
+    assert int(answers[2].headers["Retry-After"]) > 0
+    assert db.session.scalar(select(func.count()).select_from(AccessToken)) == 2
+    used = set(db.session.scalars(select(UsedAssertion.jti)))
+    refused_jti = jwt.decode(assertions[2], options={"verify_signature": False})["jti"]
+    assert len(used) == 2 and refused_jti not in used  # the same assertion may be sent again next window
+    assert db.session.scalar(select(func.max(RateLimitCounter.count))) == 2  # the refused event rolled back
