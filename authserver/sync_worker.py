@@ -17,7 +17,10 @@ buffering proxy in front, or the gevent worker, is the answer to slow senders.
 
 An answered connection that is to be closed (the client asked, the server is stopping or draining)
 is closed at once when the client has nothing unread on it, as nginx's `lingering_close auto` does;
-otherwise — unread bytes, an error, TLS — gunicorn's graceful close runs."""
+otherwise — unread bytes, an error, TLS — gunicorn's graceful close runs.
+
+An answer's status line and headers go out in the same write as its first body bytes (`OneWriteResponse`):
+gunicorn writes them apart, two system calls and two TCP segments for every token, where one does."""
 from __future__ import annotations
 
 import errno
@@ -25,6 +28,8 @@ import socket
 from collections import deque
 from typing import Any
 
+from gunicorn import util
+from gunicorn.http.wsgi import Response
 from gunicorn.workers.gthread import _DEFER, TConn, ThreadWorker
 
 from authserver import lifecycle
@@ -82,8 +87,55 @@ class _Connection(TConn):
         super().close(graceful)
 
 
+class OneWriteResponse(Response):
+    """gunicorn's HTTP/1 response, its head held back until the first body bytes and sent with them.
+
+    The head counts as sent once composed (`headers_sent`: no second head, and a failure after it closes the
+    connection); it reaches the socket with the first body bytes, or before a chunk, a file or the end."""
+
+    headers_sent: bool
+    _head: bytes | None = None
+    _hold = True
+
+    def send_headers(self) -> None:
+        if self.headers_sent:
+            return
+        lines = self.default_headers()
+        lines.extend(f"{name}: {value}\r\n" for name, value in self.headers)
+        self._head = ("".join(lines) + "\r\n").encode("latin-1")
+        self.headers_sent = True
+        if not self._hold:
+            self.flush_head()
+
+    def flush_head(self) -> None:
+        head, self._head = self._head, None
+        if head is not None:
+            self.sock.sendall(head)
+
+    def _emit_body(self, data: bytes) -> None:
+        head, self._head = self._head, None
+        if head is not None and not self.chunked:
+            self.sock.sendall(head + data)
+            return
+        if head is not None:
+            self.sock.sendall(head)
+        util.write(self.sock, data, self.chunked)
+
+    def sendfile(self, respiter: Any) -> bool:
+        self._hold = False  # the kernel sends the file itself: the head goes out before it
+        self.flush_head()
+        return bool(super().sendfile(respiter))
+
+    def close(self) -> None:
+        self.send_headers()
+        self.flush_head()  # an answer without body bytes (HEAD, 204, 304, an empty body)
+        super().close()
+
+
 class KeepAliveSyncWorker(ThreadWorker):
     """Serves one request at a time on its own thread and keeps answered connections alive (module docstring)."""
+
+    wsgi: Any
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -117,6 +169,20 @@ class KeepAliveSyncWorker(ThreadWorker):
                 self.finish_request(ready, _Served(self.handle(ready)))
         finally:
             self._serving = False
+
+    def load_wsgi(self) -> None:
+        super().load_wsgi()
+        application = self.wsgi
+
+        def one_write(environ: dict, start_response: Any) -> Any:
+            # gunicorn's threaded worker makes a plain Response for HTTP/1 requests; its start_response is
+            # bound to it. Only that exact class is switched: HTTP/2's own response, or another, is left as is.
+            response = getattr(start_response, "__self__", None)
+            if type(response) is Response:
+                response.__class__ = OneWriteResponse
+            return application(environ, start_response)
+
+        self.wsgi = one_write
 
     def handle_request(self, req: Any, conn: Any) -> bool:
         if lifecycle.draining():  # going away: each answer tells its client to take its next request elsewhere

@@ -87,3 +87,92 @@ def test_an_answered_connection_to_close_is_closed_once_and_counted_once(connect
     assert worker.nr_conns == 0
     client.settimeout(5)
     assert client.recv(1) == b""  # a clean end, no reset
+
+
+# --- one write per answer: the head goes out with the first body bytes -------------------------------------
+
+class _Application:
+    """What gunicorn's worker loads its WSGI callable from (`app.wsgi()`)."""
+
+    def __init__(self, wsgi):
+        self._wsgi = wsgi
+
+    def wsgi(self):
+        return self._wsgi
+
+
+def _serve_one(wsgi, request: bytes) -> list[bytes]:
+    """`request` served by the worker's own request handling (gunicorn's parser, the worker's response) on a
+    socket that keeps each write apart (SOCK_SEQPACKET): the writes the client received, in order."""
+    from gunicorn.glogging import Logger
+
+    server, client = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    cfg = Config()
+    worker = KeepAliveSyncWorker(age=1, ppid=os.getpid(), sockets=[], app=_Application(wsgi), timeout=30, cfg=cfg,
+                                 log=Logger(cfg))
+    worker.load_wsgi()
+    client.sendall(request)
+    conn = _Connection(cfg, server, ("127.0.0.1", 1), ("127.0.0.1", 2))
+    conn.init()  # as the worker does before reading a request: blocking socket, HTTP/1 parser
+    worker.handle_request(next(conn.parser), conn)
+    server.close()
+    client.settimeout(5)
+    writes = []
+    while chunk := client.recv(1 << 20):
+        writes.append(chunk)
+    client.close()
+    return writes
+
+
+def _answer(status: str, body: bytes, *, length: bool = True):
+    def wsgi(environ, start_response):
+        headers = [("Content-Type", "application/json")]
+        if length:
+            headers.append(("Content-Length", str(len(body))))
+        start_response(status, headers)
+        return [body]
+    return wsgi
+
+
+def test_an_answer_with_a_body_reaches_the_client_in_one_write():
+    body = b'{"access_token":"x","token_type":"Bearer"}'
+    writes = _serve_one(_answer("200 OK", body), b"POST /oauth/token HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n")
+    assert len(writes) == 1, writes
+    head, _, rest = writes[0].partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200 OK\r\n")
+    assert b"\r\nContent-Length: %d" % len(body) in head and b"\r\nConnection: keep-alive" in head
+    assert rest == body
+
+
+@pytest.mark.parametrize("request_line, status", [(b"HEAD / HTTP/1.1", "200 OK"), (b"GET / HTTP/1.1", "204 No Content"),
+                                                  (b"GET / HTTP/1.1", "304 Not Modified")])
+def test_an_answer_without_a_body_still_sends_its_head_once(request_line, status):
+    writes = _serve_one(_answer(status, b"", length=False), request_line + b"\r\nHost: a\r\n\r\n")
+    assert len(writes) == 1, writes
+    assert writes[0].startswith(b"HTTP/1.1 " + status.encode() + b"\r\n") and writes[0].endswith(b"\r\n\r\n")
+
+
+def test_a_streamed_answer_sends_its_head_before_its_chunks():
+    def wsgi(environ, start_response):
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        yield b"first,"
+        yield b"second"
+
+    writes = _serve_one(wsgi, b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+    head, _, chunks = b"".join(writes).partition(b"\r\n\r\n")
+    assert b"\r\nTransfer-Encoding: chunked" in head
+    assert chunks == b"6\r\nfirst,\r\n6\r\nsecond\r\n0\r\n\r\n"
+    assert writes[0] == head + b"\r\n\r\n"  # the head first, on its own: nothing of the body held back with it
+
+
+def test_a_file_answer_sends_its_head_before_the_file(tmp_path):
+    path = tmp_path / "icon.svg"
+    path.write_bytes(b"<svg/>")
+
+    def wsgi(environ, start_response):
+        start_response("200 OK", [("Content-Type", "image/svg+xml"), ("Content-Length", "6")])
+        return environ["wsgi.file_wrapper"](open(path, "rb"))
+
+    writes = _serve_one(wsgi, b"GET /favicon.svg HTTP/1.1\r\nHost: a\r\n\r\n")
+    head, _, body = b"".join(writes).partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200 OK\r\n") and body == b"<svg/>"
