@@ -151,10 +151,15 @@ def config_check(as_json):
 
 
 @config.command("reference")
-def config_reference():
-    """Print the configuration reference (markdown): every setting with its variable, default and meaning."""
-    from ..config import reference_markdown
+@click.option("--json", "as_json", is_flag=True,
+              help="Print a JSON array of {variable, default, meaning} instead of Markdown.")
+def config_reference(as_json):
+    """Print the configuration reference (Markdown): every setting with its variable, default and meaning."""
+    from ..config import reference_entries, reference_markdown
 
+    if as_json:
+        emit(True, reference_entries(), "")
+        return
     click.echo(reference_markdown(), nl=False)
 
 
