@@ -74,6 +74,15 @@ def serve(host: str, port: int, workers: int | None, as_json: bool):
     click.echo(f"authserver serving {settings.issuer} on http://{host}:{port}", err=True)
     click.echo(f"  metadata: http://{host}:{port}/.well-known/oauth-authorization-server", err=True)
     click.echo(f"  console:  http://{host}:{port}/console", err=True)
+    from ..oauth.server import issuer_allows_plain_http
+
+    if not settings.issuer.startswith("https://") and not issuer_allows_plain_http(settings.issuer):
+        # RFC 6749 §3.2: secrets and tokens over plain http only on loopback. Said at start, not first
+        # discovered as an insecure_transport answer to every token request.
+        click.echo(f"warning: the issuer {settings.issuer} is plain http on an address other than loopback: the "
+                   "OAuth endpoints refuse every request (insecure_transport). Serve behind TLS and set "
+                   "AUTHSERVER_ISSUER to its https URL (and AUTHSERVER_TRUSTED_PROXIES), or serve on 127.0.0.1.",
+                   err=True)
     click.echo(
         "  next: in another terminal, run '.venv/bin/authserver demo' for a ready client and a curl line", err=True
     )

@@ -52,7 +52,7 @@ class FormPayload(OAuth2Payload):
 
 
 @lru_cache(maxsize=8)
-def _issuer_allows_plain_http(issuer: str) -> bool:
+def issuer_allows_plain_http(issuer: str) -> bool:
     # Authlib's rule (http only on loopback), applied to the configured issuer: development only.
     return not issuer.startswith("https://") and is_secure_transport(issuer + "/")
 
@@ -61,7 +61,7 @@ def secure_transport(request, issuer: str) -> bool:
     """RFC 6749 §3.2 (TLS): judged from the configured issuer, never from the Host header. Under an https
     issuer a request must have arrived over https (the scheme trusted proxies report); plain http is
     served only under an http issuer on a loopback address."""
-    return request.scheme == "https" or _issuer_allows_plain_http(issuer)
+    return request.scheme == "https" or issuer_allows_plain_http(issuer)
 
 
 class FormOAuth2Request(OAuth2Request):

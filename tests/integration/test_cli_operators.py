@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
+import time
 
 import requests
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -105,12 +107,47 @@ def test_assertion_with_a_public_key_is_a_clear_error(tmp_path):
     assert signed.returncode == 0 and signed.stdout.count(".") == 2
 
 
+def test_a_plain_http_issuer_off_loopback_is_announced_at_start_and_refused_at_the_token_endpoint(tmp_path):
+    """`serve --host 0.0.0.0` without AUTHSERVER_ISSUER: the derived issuer is plain http on a non-loopback
+    address, where RFC 6749 §3.2 forbids secrets and tokens. The server says so when it starts, and the
+    token endpoint answers insecure_transport rather than issuing over plain http."""
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AUTHSERVER_")}
+    env.update({"AUTHSERVER_INSTANCE_PATH": str(tmp_path / "instance"), "AUTHSERVER_PURGE_INTERVAL": "0",
+                "AUTHSERVER_DRAIN_SECONDS": "0"})
+    log_path = tmp_path / "server.log"
+    proc = subprocess.Popen([AUTHSERVER, "serve", "--host", "0.0.0.0", "--port", str(port), "--workers", "1"],
+                            env=env, stdout=open(log_path, "wb"), stderr=subprocess.STDOUT, start_new_session=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            assert proc.poll() is None, log_path.read_text()[-2000:]
+            try:
+                if requests.get(base + "/readyz", timeout=1).status_code == 200:
+                    break
+            except requests.RequestException:
+                pass
+            assert time.monotonic() < deadline, "the server did not become ready"
+            time.sleep(0.2)
+        meta = requests.get(base + "/.well-known/oauth-authorization-server", timeout=10).json()
+        assert meta["issuer"] == f"http://0.0.0.0:{port}"
+        answer = requests.post(base + "/oauth/token", data={"grant_type": "client_credentials"}, timeout=10)
+        assert answer.status_code == 400 and answer.json()["error"] == "insecure_transport"
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=15)
+    warning = [line for line in log_path.read_text().splitlines() if line.startswith("warning:")]
+    assert len(warning) == 1 and f"http://0.0.0.0:{port}" in warning[0] and "insecure_transport" in warning[0]
+    assert "AUTHSERVER_ISSUER" in warning[0]
+
+
 def test_the_issuer_follows_serve_host_and_port(tmp_path):
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("AUTHSERVER_")}
     env.update({"AUTHSERVER_INSTANCE_PATH": str(tmp_path / "instance"), "AUTHSERVER_PURGE_INTERVAL": "0",
                 "AUTHSERVER_DRAIN_SECONDS": "0"})
-    with running_server(env, port) as base:
+    with running_server(env, port, log_path=tmp_path / "server.log") as base:
         meta = requests.get(base + "/.well-known/oauth-authorization-server", timeout=10).json()
         assert meta["issuer"] == f"http://127.0.0.1:{port}"
         assert meta["token_endpoint"] == f"http://127.0.0.1:{port}/oauth/token"
@@ -122,3 +159,4 @@ def test_the_issuer_follows_serve_host_and_port(tmp_path):
         # The demo's curl line works against this server.
         curl = subprocess.run(payload["curl"], shell=True, capture_output=True, text=True, timeout=30)
         assert json.loads(curl.stdout)["token_type"] == "Bearer"
+    assert "warning:" not in (tmp_path / "server.log").read_text()  # loopback: plain http is allowed
