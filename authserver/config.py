@@ -6,6 +6,7 @@ import os
 import secrets
 import tomllib
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -75,6 +76,15 @@ class Settings:
     @property
     def secure_cookies(self) -> bool:
         return self.issuer.startswith("https://")
+
+
+@lru_cache(maxsize=8)
+def issuer_allows_plain_http(issuer: str) -> bool:
+    """RFC 6749 §3.2: plain http only under an http issuer on a loopback address (Authlib's transport rule,
+    applied to the configured issuer, never to the Host header): development only."""
+    from authlib.common.security import is_secure_transport
+
+    return not issuer.startswith("https://") and bool(is_secure_transport(issuer + "/"))
 
 
 def current_settings() -> Settings:

@@ -74,7 +74,7 @@ def serve(host: str, port: int, workers: int | None, as_json: bool):
     click.echo(f"authserver serving {settings.issuer} on http://{host}:{port}", err=True)
     click.echo(f"  metadata: http://{host}:{port}/.well-known/oauth-authorization-server", err=True)
     click.echo(f"  console:  http://{host}:{port}/console", err=True)
-    from ..oauth.server import issuer_allows_plain_http
+    from ..config import issuer_allows_plain_http
 
     if not settings.issuer.startswith("https://") and not issuer_allows_plain_http(settings.issuer):
         # RFC 6749 §3.2: secrets and tokens over plain http only on loopback. Said at start, not first

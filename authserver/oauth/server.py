@@ -4,14 +4,14 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 from dataclasses import dataclass
-from functools import cached_property, lru_cache
+from functools import cached_property
 
-from authlib.common.security import is_secure_transport
 from authlib.integrations.flask_oauth2 import AuthorizationServer
 from authlib.oauth2.rfc6749 import OAuth2Payload, OAuth2Request
 from flask import Response
 from flask import request as flask_request
 
+from ..config import issuer_allows_plain_http
 from ..services.app_services import AppServices
 from .access import ClientAccessCache
 from .assertions import ClientKeyCache
@@ -49,12 +49,6 @@ class FormPayload(OAuth2Payload):
         for key in self._request.form:
             values[key].extend(self._request.form.getlist(key))
         return values
-
-
-@lru_cache(maxsize=8)
-def issuer_allows_plain_http(issuer: str) -> bool:
-    # Authlib's rule (http only on loopback), applied to the configured issuer: development only.
-    return not issuer.startswith("https://") and is_secure_transport(issuer + "/")
 
 
 def secure_transport(request, issuer: str) -> bool:
