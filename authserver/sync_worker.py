@@ -113,12 +113,11 @@ class OneWriteResponse(Response):
             self.sock.sendall(head)
 
     def _emit_body(self, data: bytes) -> None:
-        head, self._head = self._head, None
-        if head is not None and not self.chunked:
+        if self._head is not None and not self.chunked:
+            head, self._head = self._head, None
             self.sock.sendall(head + data)
             return
-        if head is not None:
-            self.sock.sendall(head)
+        self.flush_head()  # a chunk is framed on its own: the head goes first
         util.write(self.sock, data, self.chunked)
 
     def sendfile(self, respiter: Any) -> bool:
