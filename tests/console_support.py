@@ -47,12 +47,15 @@ def create_user_with_admin_password(org_id: str, name: str, email: str, **kwargs
 def make_admin(org_id: str | None = None, org_name: str = "Acme", email: str | None = None, **kwargs) -> Admin:
     from authserver.services.organizations import create_organization
 
-    if org_id is None:
-        org_id = create_organization(org_name).org_id
+    from .conftest import one_transaction
+
     email = email or f"admin-{secrets.token_hex(4)}@example.com"
-    account = create_user_with_admin_password(org_id, "Org admin", email, is_admin=kwargs.pop("is_admin", True),
-                                              **kwargs)
-    return Admin(org_id, account.account_id, email)
+    with one_transaction():
+        if org_id is None:
+            org_id = create_organization(org_name).org_id
+        account = create_user_with_admin_password(org_id, "Org admin", email, is_admin=kwargs.pop("is_admin", True),
+                                                  **kwargs)
+        return Admin(org_id, account.account_id, email)
 
 
 @dataclass

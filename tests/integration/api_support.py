@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import pytest
 from PIL import Image
 
-from ..conftest import MANAGEMENT_API, Tenant, get_token, make_tenant
+from ..conftest import MANAGEMENT_API, Tenant, get_token, make_tenant, one_transaction
 
 API = "/api/v1"
 PROBLEM_JSON = "application/problem+json"
@@ -43,10 +43,11 @@ def user_token(http, tenant: Tenant, account_id: str, scope: str = "manage") -> 
 def make_manager(http, name: str = "Acme", scope: str = "manage read") -> Manager:
     from ..console_support import create_user_with_admin_password
 
-    tenant = make_tenant(name, scope=scope)
-    user = create_user_with_admin_password(tenant.org_id, f"{name} admin", f"admin-{secrets.token_hex(4)}@example.com",
-                                           is_admin=True)
-    return Manager(tenant, user.account_id, user_token(http, tenant, user.account_id))
+    with one_transaction():
+        tenant = make_tenant(name, scope=scope)
+        user_id = create_user_with_admin_password(tenant.org_id, f"{name} admin",
+                                                  f"admin-{secrets.token_hex(4)}@example.com", is_admin=True).account_id
+    return Manager(tenant, user_id, user_token(http, tenant, user_id))
 
 
 @pytest.fixture
