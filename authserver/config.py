@@ -94,9 +94,16 @@ def current_settings() -> Settings:
     return current_app.extensions["authserver.settings"]
 
 
-def _read_defaults() -> dict:
+@lru_cache(maxsize=1)
+def _parsed_defaults() -> tuple[tuple[str, Any], ...]:
     with DEFAULTS_FILE.open("rb") as fh:
-        return tomllib.load(fh)
+        return tuple(tomllib.load(fh).items())
+
+
+def _read_defaults() -> dict:
+    """defaults.toml, parsed once per process (package data: it changes only with the package); a new dict
+    each call, for the caller to overlay."""
+    return dict(_parsed_defaults())
 
 
 def make_instance_directory(instance_path: Path) -> None:

@@ -5,7 +5,7 @@ Every request pays for what happens here, so the token endpoint's fixed cost is 
 same limits, the same answers."""
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from inspect import iscoroutinefunction
 from types import FunctionType
 from typing import Any
@@ -15,6 +15,7 @@ from flask import Flask, Request
 from jinja2.bccache import Bucket, BytecodeCache
 from werkzeug.datastructures import ImmutableMultiDict
 from werkzeug.routing import Rule
+from werkzeug.routing.rules import RulePart, _part_re, parse_converter_args
 
 FORM_CONTENT_TYPE = "application/x-www-form-urlencoded"
 
@@ -81,9 +82,36 @@ class AppRule(Rule):
     Python syntax trees and compiles: nine tenths of making an application) are made once per process
     for each distinct rule and shared by every application's copy of it. A builder reads the rule's
     converters through its own first argument, so sharing it between equal rules is safe; the key is
-    everything werkzeug makes it from (the rule's text carries its converters' arguments)."""
+    everything werkzeug makes it from (the rule's text carries its converters' arguments).
+
+    The parse of a rule's text (its parts for the matcher, its trace for the builders) is shared the same
+    way: it depends only on the text and on the converter classes of the map; the parts are read, never
+    changed. The converters themselves are made for each rule, as werkzeug makes them (each holds its map)."""
 
     _builders: dict[tuple[Any, ...], Callable[..., tuple[str, str]]] = {}
+    _parsed: dict[tuple[Any, ...], tuple[list[RulePart], list[tuple[bool, str]],
+                                         list[tuple[str, str, tuple[Any, ...], dict[str, Any]]]]] = {}
+
+    def _parse_rule(self, rule: str) -> Iterable[RulePart]:
+        assert self.map is not None
+        key = (rule, tuple(self.map.converters.items()))
+        parsed = self._parsed.get(key)
+        if parsed is None:
+            trace_from = len(self._trace)
+            parts = list(super()._parse_rule(rule))  # raises on a malformed rule, before anything is kept
+            converters = []
+            for match in _part_re.finditer(rule):
+                if match["variable"] is not None:
+                    args, kwargs = parse_converter_args(match["arguments"] or "")
+                    converters.append((match["variable"], match["converter"] or "default", args, kwargs))
+            parsed = self._parsed[key] = (parts, self._trace[trace_from:], converters)
+            return parts
+        parts, trace, converters = parsed
+        self._trace.extend(trace)
+        for variable, name, args, kwargs in converters:
+            self._converters[variable] = self.get_converter(variable, name, args, kwargs)
+            self.arguments.add(variable)
+        return parts
 
     def _compile_builder(self, append_unknown: bool = True) -> Callable[..., tuple[str, str]]:
         defaults = self.defaults or {}

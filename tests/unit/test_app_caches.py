@@ -86,3 +86,40 @@ def test_a_template_is_compiled_once_per_process_and_again_when_its_source_chang
     page.write_text("Goodbye {{ who }}")
     assert render(_template_app(tmp_path)) == "Goodbye Ada"  # the checksum differs: compiled again
     assert compiled == ["page.html", "page.html"]
+
+
+PATHS = ["/apps", "/apps/cl_1", "/apps/x/secrets/7", "/apps/x/secrets/seven", "/page/3", "/page/0", "/files/a/b c.txt",
+         "/list", "/list/2", "/kind/user", "/ratio/0.5", "/ratio/x", "/static/app.css", "/nowhere", "/apps/"]
+
+
+def _match(app: Flask, path: str) -> object:
+    adapter = app.url_map.bind("localhost")
+    try:
+        return adapter.match(path)
+    except Exception as exc:  # werkzeug's NotFound, RequestRedirect...
+        return type(exc).__name__
+
+
+def test_shared_parses_match_what_werkzeugs_rules_match_and_each_rule_keeps_its_own_converters():
+    plain = _app(Flask.url_rule_class)
+    first, second = _app(AppRule), _app(AppRule)
+    for path in PATHS:
+        expected = _match(plain, path)
+        assert _match(first, path) == expected == _match(second, path), path
+    for rule_a, rule_b in zip(first.url_map.iter_rules(), second.url_map.iter_rules(), strict=True):
+        assert rule_a._parts is not rule_b._parts and rule_a._parts == rule_b._parts
+        # the parts of the path are the same objects (the first, for the host, werkzeug makes in place)
+        assert all(part_a is part_b for part_a, part_b in zip(rule_a._parts[1:], rule_b._parts[1:], strict=True))
+        assert rule_a._trace == rule_b._trace and rule_a.arguments == rule_b.arguments
+        assert rule_a._converters.keys() == rule_b._converters.keys()
+        for name, converter in rule_a._converters.items():
+            assert converter is not rule_b._converters[name]  # each holds its own map
+            assert converter.map is first.url_map and rule_b._converters[name].map is second.url_map
+    page = next(rule for rule in second.url_map.iter_rules() if rule.rule == "/page/<int(min=1):page>")
+    assert page._converters["page"].min == 1  # the converter's arguments, from the shared parse
+
+
+def test_a_malformed_rule_is_refused_every_time():
+    for _ in range(2):
+        with pytest.raises(ValueError, match="malformed url rule"):
+            AuthserverFlask(__name__).add_url_rule("/apps/<bad name>", "bad", lambda: "")
