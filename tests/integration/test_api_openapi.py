@@ -23,7 +23,7 @@ from authserver.services.client_keys import add_key
 from authserver.services.client_secrets import add_secret
 from authserver.services.clients import register_client
 
-from ..conftest import public_pem
+from ..conftest import one_transaction, public_pem
 from ..log_leaks import no_traceback_logged
 from .api_support import API, make_manager, png_bytes
 
@@ -119,30 +119,31 @@ LIVE_SCOPE = "fuzz:read"
 def live_objects(org_id: str) -> dict:
     """A client with a secret, a key and an icon, a service account, and an API with two scopes that the
     client holds access to and is bound to: targets for every path."""
-    client = register_client(org_id, "Fuzz target", icon=png_bytes())
-    secret = add_secret(client.client_id)
     from cryptography.hazmat.primitives.asymmetric import ec
 
-    key_pair = ec.generate_private_key(ec.SECP256R1())
-    key = add_key(client.client_id, public_pem(key_pair), kid="fuzz-key")
-    account = create_account(org_id, "Fuzz service", "service")
-    # An organization may have only so many APIs: the previous examples' targets make room.
-    for old in api_service.list_apis(org_id):
-        if old.name == LIVE_API:
-            api_service.delete_api(old.api_id, org_id, force=True)
-    api = api_service.create_api(LIVE_API, f"https://fuzz.example.test/{secrets.token_hex(6)}", org_id=org_id,
-                                 scopes=[LIVE_SCOPE, "fuzz:write"])
-    api_service.grant_client(client.client_id, api.api_id, LIVE_SCOPE)
-    api_service.bind_client(api.api_id, client.client_id)
-    for old in issuer_service.list_issuers(org_id):
-        issuer_service.delete_issuer(old.issuer_id, org_id)
-    issuer = issuer_service.add_issuer(org_id, f"https://issuer.fuzz.example.test/{secrets.token_hex(6)}", "fuzz",
-                                       jwks={"keys": [json.loads(ECAlgorithm.to_jwk(key_pair.public_key()))]})
-    rule = issuer_service.add_rule(issuer.issuer_id, account.account_id, ["sub=fuzz"])
-    issuer_service.allow_client(issuer.issuer_id, client.client_id)
-    return {"client_id": client.client_id, "secret_id": secret.secret_id, "kid": key.kid,
-            "account_id": account.account_id, "api_id": api.api_id, "name": LIVE_SCOPE,
-            "issuer_id": issuer.issuer_id, "rule_id": rule.rule_id}
+    with one_transaction():  # one COMMIT for all of it, and the ids read before it
+        client = register_client(org_id, "Fuzz target", icon=png_bytes())
+        secret = add_secret(client.client_id)
+        key_pair = ec.generate_private_key(ec.SECP256R1())
+        key = add_key(client.client_id, public_pem(key_pair), kid="fuzz-key")
+        account = create_account(org_id, "Fuzz service", "service")
+        # An organization may have only so many APIs: the previous examples' targets make room.
+        for old in api_service.list_apis(org_id):
+            if old.name == LIVE_API:
+                api_service.delete_api(old.api_id, org_id, force=True)
+        api = api_service.create_api(LIVE_API, f"https://fuzz.example.test/{secrets.token_hex(6)}", org_id=org_id,
+                                     scopes=[LIVE_SCOPE, "fuzz:write"])
+        api_service.grant_client(client.client_id, api.api_id, LIVE_SCOPE)
+        api_service.bind_client(api.api_id, client.client_id)
+        for old in issuer_service.list_issuers(org_id):
+            issuer_service.delete_issuer(old.issuer_id, org_id)
+        issuer = issuer_service.add_issuer(org_id, f"https://issuer.fuzz.example.test/{secrets.token_hex(6)}", "fuzz",
+                                           jwks={"keys": [json.loads(ECAlgorithm.to_jwk(key_pair.public_key()))]})
+        rule = issuer_service.add_rule(issuer.issuer_id, account.account_id, ["sub=fuzz"])
+        issuer_service.allow_client(issuer.issuer_id, client.client_id)
+        return {"client_id": client.client_id, "secret_id": secret.secret_id, "kid": key.kid,
+                "account_id": account.account_id, "api_id": api.api_id, "name": LIVE_SCOPE,
+                "issuer_id": issuer.issuer_id, "rule_id": rule.rule_id}
 
 
 @pytest.mark.parametrize("mode", [GenerationMode.POSITIVE, GenerationMode.NEGATIVE], ids=lambda m: m.value)
