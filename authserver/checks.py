@@ -43,15 +43,12 @@ def check_database() -> str:
 
 
 def check_schema() -> str:
-    from alembic.migration import MigrationContext
-    from alembic.script import ScriptDirectory
-    from flask import current_app
-
+    from . import schema
     from .extensions import db
 
-    head = ScriptDirectory.from_config(current_app.extensions["migrate"].migrate.get_config()).get_current_head()
+    head = schema.head_revision()
     with db.engine.connect() as conn:
-        current = MigrationContext.configure(conn).get_current_revision()
+        current = schema.current_revision(conn)
     if current != head:
         raise CheckFailed(f"the database schema is at {current or 'nothing'}, this version needs {head}: "
                           "run 'authserver init'", SCHEMA)

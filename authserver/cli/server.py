@@ -13,12 +13,17 @@ from .output import CHECK_EXIT_CODES, EXIT_INSTANCE, EXIT_INVALID, emit, fail, m
 
 
 def initialise() -> dict:
-    from flask_migrate import upgrade
-
+    from .. import schema
     from ..services.apis import ensure_platform_apis
     from ..services.signing_keys import ensure_signing_key
 
-    upgrade(directory=str(MIGRATIONS_DIR))
+    # A database already at this version's schema (every restart) is left alone without loading Alembic.
+    with db.engine.connect() as connection:
+        current = schema.is_current(connection)
+    if not current:
+        from flask_migrate import upgrade
+
+        upgrade(directory=str(MIGRATIONS_DIR))
     key = ensure_signing_key()
     apis = ensure_platform_apis()
     return {"signing_kid": key.kid, "signing_alg": key.alg, **apis}

@@ -483,8 +483,8 @@ def _modules_loaded_by(instance: Path, *args) -> tuple[subprocess.CompletedProce
 
 def test_a_command_loads_neither_migrations_nor_redis_nor_the_doors_unless_it_needs_them(instance):
     """A command's start-up is mostly imports: everyday commands leave out Alembic, the redis client
-    and the doors' modules (the OAuth endpoints, the console, the management API); `init` (migrations)
-    still loads Alembic."""
+    and the doors' modules (the OAuth endpoints, the console, the management API); `init` loads Alembic
+    when there is something to migrate, and not on a database already at this version's schema."""
     done, modules = _modules_loaded_by(instance, "org", "create", "Acme", "--json")
     assert done.returncode == 0, done.stderr[-500:]
     assert json.loads(done.stdout)["org_id"]
@@ -492,4 +492,12 @@ def test_a_command_loads_neither_migrations_nor_redis_nor_the_doors_unless_it_ne
     assert heavy == [], heavy
     done, modules = _modules_loaded_by(instance, "init", "--json")
     assert done.returncode == 0, done.stderr[-500:]
+    assert not any(m.split(".")[0] in ("alembic", "flask_migrate") for m in modules)
+    fresh = instance.parent / "fresh-instance"
+    done, modules = _modules_loaded_by(fresh, "init", "--json")
+    assert done.returncode == 0, done.stderr[-500:]
     assert "alembic" in modules and "flask_migrate" in modules
+    done, modules = _modules_loaded_by(fresh, "config", "check", "--json")
+    assert done.returncode == 0, done.stderr[-500:]
+    assert json.loads(done.stdout)["ok"] is True
+    assert not any(m.split(".")[0] in ("alembic", "flask_migrate") for m in modules)

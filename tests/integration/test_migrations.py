@@ -196,3 +196,42 @@ def test_upgrade_to_signing_key_lifecycle_keeps_the_rotation_schedule(tmp_path, 
             clock.reset()
         db.session.remove()
         db.engine.dispose()
+
+
+def test_the_schema_version_is_read_without_alembic_as_alembic_reads_it(tmp_path, empty_database):
+    """`serve`, `init` and `config check` compare the newest migration's revision with the database's without
+    importing Alembic: both values are Alembic's own, on an empty, an older and a current database."""
+    from authserver import schema
+
+    assert schema._chain_head() is not None  # the files are read, not handed to Alembic
+    assert schema.head_revision() == ScriptDirectory(MIGRATIONS).get_current_head()
+    app = _app(tmp_path, empty_database)
+    with app.app_context():
+        seen = []
+        for revision in (None, "0001", "0007", "head"):
+            if revision is not None:
+                upgrade(directory=MIGRATIONS, revision=revision)
+            with db.engine.connect() as conn:
+                seen.append((schema.current_revision(conn), MigrationContext.configure(conn).get_current_revision(),
+                             schema.is_current(conn)))
+        head = schema.head_revision()
+        assert seen == [(None, None, False), ("0001", "0001", False), ("0007", "0007", False), (head, head, True)]
+        db.session.remove()
+        db.engine.dispose()
+
+
+@pytest.mark.parametrize("files", [
+    {"a.py": "revision = 'a'\ndown_revision = None\n", "b.py": "revision = 'b'\ndown_revision = 'a'\n",
+     "c.py": "revision = 'c'\ndown_revision = 'a'\n"},  # a branch: two heads
+    {"a.py": "revision = 'a'\ndown_revision = None\n", "b.py": "revision = 'b'\ndown_revision = ('a', 'x')\n"},
+    {"a.py": "revision = 'a'\ndown_revision = None\n", "b.py": "revision = make_id()\ndown_revision = 'a'\n"},
+    {"a.py": "revision = 'a'\ndown_revision = None\n", "b.py": "revision = 'b'\ndown_revision = 'gone'\n"},
+], ids=["branch", "merge", "computed", "missing-parent"])
+def test_migration_files_that_are_not_a_simple_chain_are_left_to_alembic(tmp_path, monkeypatch, files):
+    from authserver import schema
+
+    (tmp_path / "versions").mkdir()
+    for name, text_ in files.items():
+        (tmp_path / "versions" / name).write_text(text_)
+    monkeypatch.setattr(schema, "MIGRATIONS_DIR", tmp_path)
+    assert schema._chain_head() is None
