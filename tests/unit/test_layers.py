@@ -16,7 +16,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("foundation", ("clock", "config", "errors", "extensions", "models", "crypto", "outages", "lifecycle",
                     "logging_setup", "observability", "circuit")),
     ("storage and tokens", ("store", "checkpoint", "token_store", "replay", "ratelimit", "keyfetch", "last_used",
-                            "access_tokens", "checks")),
+                            "access_tokens", "checks", "schema")),
     ("services", ("services",)),
     ("doors", ("oauth", "api", "console", "web")),
     ("app factory", ("",)),  # authserver/__init__.py: create_app
