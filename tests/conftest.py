@@ -157,23 +157,40 @@ def pg_template_ready(tmp_path_factory):
         db.session.execute(text("DROP TABLE IF EXISTS alembic_version"))
         db.session.commit()
         initialise()
+        # The rows `authserver init` leaves (the platform's own APIs, their scopes and clients), copied aside
+        # once: each test's database is emptied and gets these rows back in one round trip.
+        _PG_INIT_ROWS.clear()
+        db.session.execute(text(f"DROP SCHEMA IF EXISTS {_PG_INIT_SCHEMA} CASCADE; CREATE SCHEMA {_PG_INIT_SCHEMA}"))
+        for name in _pg_emptied_tables()[::-1]:  # parents first, as they are inserted back
+            if db.session.execute(text(f"SELECT EXISTS (SELECT 1 FROM {name})")).scalar():
+                db.session.execute(text(f"CREATE TABLE {_PG_INIT_SCHEMA}.{name} AS SELECT * FROM {name}"))
+                _PG_INIT_ROWS.append(name)
+        db.session.commit()
         db.session.remove()
         db.engine.dispose()
     return instance
+
+
+_PG_INIT_SCHEMA = "test_init_rows"
+_PG_INIT_ROWS: list[str] = []  # the tables `authserver init` put rows in, parents first
+
+
+def _pg_emptied_tables() -> list[str]:
+    """Every table but the signing key's (it stays), children first."""
+    return [table.name for table in reversed(db.metadata.sorted_tables) if table.name != "signing_keys"]
 
 
 def _empty_pg_tables(app):
     from sqlalchemy import text
 
     with app.app_context():
-        # DELETE beats TRUNCATE on tables this small; children first, the signing key stays. One round
-        # trip for all of them (a multi-statement string without parameters): 20 ms -> 10 ms per test.
-        names = [table.name for table in reversed(db.metadata.sorted_tables) if table.name != "signing_keys"]
-        db.session.execute(text("; ".join(f"DELETE FROM {name}" for name in names)))
+        # DELETE beats TRUNCATE on tables this small; children first, the signing key stays; then the rows
+        # `authserver init` left, copied back. One round trip for all of it (a multi-statement string without
+        # parameters): 10 ms of CPU per test instead of 15 when the platform's APIs were made again.
+        statements = [f"DELETE FROM {name}" for name in _pg_emptied_tables()]
+        statements += [f"INSERT INTO {name} SELECT * FROM {_PG_INIT_SCHEMA}.{name}" for name in _PG_INIT_ROWS]
+        db.session.execute(text("; ".join(statements)))
         db.session.commit()
-        from authserver.services.apis import ensure_platform_apis
-
-        ensure_platform_apis()  # the platform's own APIs, as `authserver init` leaves them
 
 
 @pytest.fixture(params=_backends())
