@@ -13,7 +13,7 @@ from sqlalchemy import event, text
 
 from . import checkpoint
 from .config import MIGRATIONS_DIR, Settings, load_settings, make_instance_directory
-from .extensions import csrf, db, init_migrations
+from .extensions import db, init_migrations
 
 if TYPE_CHECKING:
     from .services.app_services import AppServices
@@ -115,7 +115,10 @@ def create_app(overrides: dict | None = None, *, serving: bool = True) -> Flask:
 
     db.init_app(app)
     init_migrations(app, str(MIGRATIONS_DIR))
-    csrf.init_app(app)
+    if serving:
+        from .csrf import csrf
+
+        csrf.init_app(app)
     with app.app_context():
         if settings.database_url.startswith("sqlite"):
             event.listen(db.engine, "connect", _sqlite_pragmas)
@@ -197,6 +200,8 @@ def _mount_oauth(app: Flask, services: AppServices) -> None:
     caches = OAuthCaches(client_keys=ClientKeyCache(key_fetcher), client_access=ClientAccessCache(),
                          trusted_issuers=TrustedIssuerCache(key_fetcher))
     app.extensions["authserver.oauth"] = AuthServer(services, caches)
+    from .csrf import csrf
+
     csrf.exempt(oauth_bp)
     app.register_blueprint(oauth_bp)
 

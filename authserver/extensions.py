@@ -2,7 +2,6 @@
 from typing import TYPE_CHECKING, Any
 
 from flask_sqlalchemy import SQLAlchemy
-from flask_wtf import CSRFProtect
 from sqlalchemy import MetaData
 from sqlalchemy.orm import DeclarativeBase
 
@@ -26,7 +25,6 @@ if TYPE_CHECKING:
     Model = Base
 else:
     Model = db.Model
-csrf = CSRFProtect()
 
 
 class _MigrationsOnFirstUse:

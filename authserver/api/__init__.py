@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from flask import Flask
 
-from ..extensions import csrf
+from ..csrf import csrf
 
 # Each resource module declares its operations in the route table when imported, in this order,
 # which is also the order of the OpenAPI document and the docs page.

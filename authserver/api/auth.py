@@ -6,8 +6,8 @@ from dataclasses import dataclass
 from flask import current_app, request, session
 from flask_wtf.csrf import CSRFError
 
+from ..csrf import csrf
 from ..errors import Forbidden, InvalidToken, Unauthenticated
-from ..extensions import csrf
 from ..services.common import Actor
 from ..services.management import Caller, resolve_session_caller, resolve_token_caller
 from ..services.sessions import COOKIE_KEY, load_session

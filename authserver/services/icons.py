@@ -4,8 +4,6 @@ from __future__ import annotations
 import io
 import warnings
 
-from PIL import Image, UnidentifiedImageError
-
 from ..errors import InvalidInput
 
 ICON_MAX_BYTES = 256 * 1024
@@ -17,6 +15,9 @@ ICON_CONTENT_TYPE = "image/png"
 
 def normalise_icon(data: bytes) -> bytes:
     """Return the icon re-encoded as PNG, or raise InvalidInput saying what is wrong with it."""
+    # Pillow is imported here, on the first icon: a command or a worker that handles none never loads it.
+    from PIL import Image, UnidentifiedImageError
+
     if not data:
         raise InvalidInput("The icon file is empty.", field="icon")
     if len(data) > ICON_MAX_BYTES:

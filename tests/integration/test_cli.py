@@ -462,8 +462,9 @@ def test_console_script_stdout_carries_only_json(tmp_path):
     assert refused.stderr.strip().startswith("error:")
 
 
-_HEAVY_FOR_A_COMMAND = ("alembic", "flask_migrate", "redis", "authserver.api", "authserver.console",
-                        "authserver.oauth.server", "authserver.oauth.views", "authserver.oauth.federation")
+_HEAVY_FOR_A_COMMAND = ("alembic", "flask_migrate", "redis", "flask_wtf", "wtforms", "PIL", "authserver.api",
+                        "authserver.console", "authserver.csrf", "authserver.oauth.server", "authserver.oauth.views",
+                        "authserver.oauth.federation")
 _MODULES_AFTER = """
 import json, sys
 from authserver.cli import main
@@ -482,8 +483,8 @@ def _modules_loaded_by(instance: Path, *args) -> tuple[subprocess.CompletedProce
 
 
 def test_a_command_loads_neither_migrations_nor_redis_nor_the_doors_unless_it_needs_them(instance):
-    """A command's start-up is mostly imports: everyday commands leave out Alembic, the redis client
-    and the doors' modules (the OAuth endpoints, the console, the management API); `init` loads Alembic
+    """A command's start-up is mostly imports: everyday commands leave out Alembic, the redis client,
+    Flask-WTF, Pillow and the doors' modules (the OAuth endpoints, the console, the management API); `init` loads Alembic
     when there is something to migrate, and not on a database already at this version's schema."""
     done, modules = _modules_loaded_by(instance, "org", "create", "Acme", "--json")
     assert done.returncode == 0, done.stderr[-500:]

@@ -18,7 +18,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("storage and tokens", ("store", "checkpoint", "token_store", "replay", "ratelimit", "keyfetch", "last_used",
                             "access_tokens", "checks", "schema")),
     ("services", ("services",)),
-    ("doors", ("oauth", "api", "console", "web")),
+    ("doors", ("oauth", "api", "console", "web", "csrf")),
     ("app factory", ("",)),  # authserver/__init__.py: create_app
     # The CLI is a door too, and the command line's entry point: it builds the app with the factory.
     ("entry points", ("cli", "wsgi", "gunicorn_conf", "sync_worker", "migrations")),
