@@ -30,7 +30,7 @@ from authserver.services.client_keys import set_key_url
 from authserver.services.clients import register_client, update_client
 from tests.jwks_server import JwksServer
 
-from ..conftest import public_pem
+from ..conftest import one_transaction, public_pem
 from .api_support import API, assert_problem, png_bytes
 
 OBJECT_OPERATIONS = [op for op in OPERATIONS if op.path_parameters]
@@ -84,23 +84,24 @@ def valid_request(op, key_url: str = "", ids: dict | None = None) -> dict:
 def with_an_api(tenant, identifier: str, key_url: str = "") -> dict:
     """The tenant's organization gets an API with one scope; the tenant's client holds access to it
     (as its default) and is its own client. Returns the path parameters that name all of it."""
-    api = api_service.create_api("Orders", identifier, org_id=tenant.org_id, scopes=[SCOPE, "orders:write"])
-    api_service.grant_client(tenant.client_id, api.api_id, SCOPE, default=True)
-    api_service.bind_client(api.api_id, tenant.client_id)
-    update_client(tenant.client_id, icon=png_bytes())  # so the icon routes have something to find
-    if key_url:
-        set_key_url(tenant.client_id, key_url)  # so the key URL routes have something to find
-    # A trusted issuer (pasted keys: nothing to fetch) with a rule, the tenant's client allowed, and a
-    # second client that is not allowed yet.
     jwk = json.loads(ECAlgorithm.to_jwk(ec.generate_private_key(ec.SECP256R1()).public_key()))
-    issuer = issuer_service.add_issuer(tenant.org_id, "https://ci.example.test", "authserver",
-                                       jwks={"keys": [{**jwk, "kid": "ci-1"}]})
-    rule = issuer_service.add_rule(issuer.issuer_id, tenant.account_id, {"sub": "repo:acme/app"})
-    issuer_service.allow_client(issuer.issuer_id, tenant.client_id)
-    other = register_client(tenant.org_id, "Second app")
-    return {"client_id": tenant.client_id, "secret_id": tenant.secret_id, "kid": tenant.kid,
-            "account_id": tenant.account_id, "api_id": api.api_id, "name": SCOPE, "issuer_id": issuer.issuer_id,
-            "rule_id": rule.rule_id, "other_client_id": other.client_id}
+    with one_transaction():  # one COMMIT for all of it, and the ids read before it
+        api = api_service.create_api("Orders", identifier, org_id=tenant.org_id, scopes=[SCOPE, "orders:write"])
+        api_service.grant_client(tenant.client_id, api.api_id, SCOPE, default=True)
+        api_service.bind_client(api.api_id, tenant.client_id)
+        update_client(tenant.client_id, icon=png_bytes())  # so the icon routes have something to find
+        if key_url:
+            set_key_url(tenant.client_id, key_url)  # so the key URL routes have something to find
+        # A trusted issuer (pasted keys: nothing to fetch) with a rule, the tenant's client allowed, and a
+        # second client that is not allowed yet.
+        issuer = issuer_service.add_issuer(tenant.org_id, "https://ci.example.test", "authserver",
+                                           jwks={"keys": [{**jwk, "kid": "ci-1"}]})
+        rule = issuer_service.add_rule(issuer.issuer_id, tenant.account_id, {"sub": "repo:acme/app"})
+        issuer_service.allow_client(issuer.issuer_id, tenant.client_id)
+        other = register_client(tenant.org_id, "Second app")
+        return {"client_id": tenant.client_id, "secret_id": tenant.secret_id, "kid": tenant.kid,
+                "account_id": tenant.account_id, "api_id": api.api_id, "name": SCOPE, "issuer_id": issuer.issuer_id,
+                "rule_id": rule.rule_id, "other_client_id": other.client_id}
 
 
 def snapshot(org_id: str) -> dict:

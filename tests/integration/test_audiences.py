@@ -11,7 +11,7 @@ from authserver.services.client_secrets import add_secret
 from authserver.services.clients import register_client
 from authserver.services.organizations import create_organization
 
-from ..conftest import DEFAULT_API, MANAGEMENT_API, basic, get_token, make_tenant
+from ..conftest import DEFAULT_API, MANAGEMENT_API, basic, get_token, make_tenant, one_transaction
 from .helpers import assert_oauth_error, count, unverified_claims
 
 ORDERS = "https://api.acme.test/orders"
@@ -38,24 +38,26 @@ def introspect(http, token: str, headers: dict) -> dict:
 def world(app):
     """Acme with two APIs (orders, billing), Globex with one, and an operator's platform API open to all,
     each with its own bound client; Acme's client holds orders (default) and the platform API."""
-    acme = make_tenant("Acme", scope="")
-    globex = make_tenant("Globex", scope="")
-    operator_org = create_organization("Operator").org_id
-    orders = apis.create_api(
-        "Orders", ORDERS, org_id=acme.org_id, scopes=["orders:read", "orders:write", "orders:admin"]
-    )
-    billing = apis.create_api("Billing", BILLING, org_id=acme.org_id, scopes=["billing:read"])
-    stock = apis.create_api("Stock", GLOBEX_API, org_id=globex.org_id, scopes=["stock:read"])
-    platform = apis.create_api("Search", PLATFORM, scopes=["search"], open_to_all=True)
-    apis.grant_client(acme.client_id, orders.api_id, "orders:read orders:write", default=True)
-    apis.grant_client(acme.client_id, platform.api_id, "search")
-    apis.grant_client(globex.client_id, stock.api_id, "stock:read", default=True)
-    apis.grant_client(globex.client_id, platform.api_id, "search")
-    return {
-        "acme": acme, "globex": globex, "orders": orders, "billing": billing, "stock": stock, "platform": platform,
-        "orders_rs": own_client(acme.org_id, orders.api_id), "billing_rs": own_client(acme.org_id, billing.api_id),
-        "stock_rs": own_client(globex.org_id, stock.api_id), "platform_rs": own_client(operator_org, platform.api_id),
-    }
+    with one_transaction():
+        acme = make_tenant("Acme", scope="")
+        globex = make_tenant("Globex", scope="")
+        operator_org = create_organization("Operator").org_id
+        orders = apis.create_api(
+            "Orders", ORDERS, org_id=acme.org_id, scopes=["orders:read", "orders:write", "orders:admin"]
+        )
+        billing = apis.create_api("Billing", BILLING, org_id=acme.org_id, scopes=["billing:read"])
+        stock = apis.create_api("Stock", GLOBEX_API, org_id=globex.org_id, scopes=["stock:read"])
+        platform = apis.create_api("Search", PLATFORM, scopes=["search"], open_to_all=True)
+        apis.grant_client(acme.client_id, orders.api_id, "orders:read orders:write", default=True)
+        apis.grant_client(acme.client_id, platform.api_id, "search")
+        apis.grant_client(globex.client_id, stock.api_id, "stock:read", default=True)
+        apis.grant_client(globex.client_id, platform.api_id, "search")
+        return {
+            "acme": acme, "globex": globex, "orders": orders, "billing": billing, "stock": stock, "platform": platform,
+            "orders_rs": own_client(acme.org_id, orders.api_id), "billing_rs": own_client(acme.org_id, billing.api_id),
+            "stock_rs": own_client(globex.org_id, stock.api_id),
+            "platform_rs": own_client(operator_org, platform.api_id),
+        }
 
 
 # --- the token says whom it is for --------------------------------------------------------------------

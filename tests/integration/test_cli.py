@@ -484,8 +484,9 @@ def _modules_loaded_by(instance: Path, *args) -> tuple[subprocess.CompletedProce
 
 def test_a_command_loads_neither_migrations_nor_redis_nor_the_doors_unless_it_needs_them(instance):
     """A command's start-up is mostly imports: everyday commands leave out Alembic, the redis client,
-    Flask-WTF, Pillow and the doors' modules (the OAuth endpoints, the console, the management API); `init` loads Alembic
-    when there is something to migrate, and not on a database already at this version's schema."""
+    Flask-WTF, Pillow and the doors' modules (the OAuth endpoints, the console, the management API);
+    `init` loads Alembic when there is something to migrate, and not on a database already at this
+    version's schema."""
     done, modules = _modules_loaded_by(instance, "org", "create", "Acme", "--json")
     assert done.returncode == 0, done.stderr[-500:]
     assert json.loads(done.stdout)["org_id"]
