@@ -51,13 +51,14 @@ def head_revision() -> str:
 
 def current_revision(connection) -> str | None:
     """The revision the database's schema is at (Alembic's `alembic_version` table), or None for a database
-    without one."""
+    without one. A table holding several revisions (a branched history: never this server's) gives them all,
+    comma-separated, which is not the head either."""
     from sqlalchemy import inspect, text
 
     if not inspect(connection).has_table("alembic_version"):
         return None
     versions = connection.execute(text("SELECT version_num FROM alembic_version")).scalars().all()
-    return versions[0] if len(versions) == 1 else None
+    return ", ".join(sorted(versions)) or None
 
 
 def is_current(connection) -> bool:

@@ -216,6 +216,11 @@ def test_the_schema_version_is_read_without_alembic_as_alembic_reads_it(tmp_path
                              schema.is_current(conn)))
         head = schema.head_revision()
         assert seen == [(None, None, False), ("0001", "0001", False), ("0007", "0007", False), (head, head, True)]
+        # Two revisions in the table (a branched history): neither is "the" revision, and it is not current.
+        with db.engine.begin() as conn:
+            conn.execute(text("INSERT INTO alembic_version (version_num) VALUES ('zzzz')"))
+            assert schema.current_revision(conn) == f"{head}, zzzz" and not schema.is_current(conn)
+            conn.execute(text("DELETE FROM alembic_version WHERE version_num = 'zzzz'"))
         db.session.remove()
         db.engine.dispose()
 
@@ -235,3 +240,16 @@ def test_migration_files_that_are_not_a_simple_chain_are_left_to_alembic(tmp_pat
         (tmp_path / "versions" / name).write_text(text_)
     monkeypatch.setattr(schema, "MIGRATIONS_DIR", tmp_path)
     assert schema._chain_head() is None
+
+
+def test_a_merged_history_is_read_by_alembic(tmp_path, monkeypatch):
+    """When the files are not a simple chain, the head is Alembic's: here a merge of two branches."""
+    from authserver import schema
+
+    (tmp_path / "versions").mkdir()
+    for name, down in (("a", None), ("b", "'a'"), ("c", "'a'"), ("d", "('b', 'c')")):
+        (tmp_path / "versions" / f"{name}.py").write_text(f"revision = '{name}'\ndown_revision = {down}\n"
+                                                          "branch_labels = None\ndepends_on = None\n")
+    monkeypatch.setattr(schema, "MIGRATIONS_DIR", tmp_path)
+    assert schema._chain_head() is None
+    assert schema.head_revision.__wrapped__() == "d"  # uncached: the package's own head stays cached
